@@ -1,0 +1,267 @@
+"""The one catalogue of lake tables: name, schema, partition columns, primary key.
+
+Every table lives at ``<lake_root>/<layer>/<name>`` (e.g. ``lake/silver/equities_prices_daily``).
+Panels are partitioned by ``date`` (the JST trade date the rows belong to) and keyed by
+``(date, code)``. Column types are short names mapped to Spark and Arrow types below,
+so both writers (Spark and delta-rs) enforce the same schema.
+
+Bronze keeps J-Quants v2 column names (spec: jpx-jquants.com/en/spec) typed, plus the
+partition column ``date`` and ingest metadata. Silver and gold use snake_case domain names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+# short type name -> (Spark DDL type, Arrow type)
+TYPES: dict[str, tuple[str, pa.DataType]] = {
+    "string": ("STRING", pa.string()),
+    "date": ("DATE", pa.date32()),
+    "timestamp": ("TIMESTAMP", pa.timestamp("us", tz="UTC")),
+    "double": ("DOUBLE", pa.float64()),
+    "long": ("BIGINT", pa.int64()),
+    "int": ("INT", pa.int32()),
+    "boolean": ("BOOLEAN", pa.bool_()),
+}
+
+INGEST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_ingested_at", "timestamp"),
+    ("_source", "string"),
+)
+
+
+class UnknownTableError(KeyError):
+    """A table name that the catalogue does not define."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A lake table: ``name`` is ``layer.table`` (e.g. ``silver.equities_prices_daily``).
+
+    ``columns`` are ``(name, type)`` pairs in storage order; ``nullable`` columns
+    may hold nulls (keys never may). ``partition_by`` is ``("date",)`` for daily
+    panels or ``()`` for small tables replaced whole.
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    primary_key: tuple[str, ...]
+    partition_by: tuple[str, ...] = ("date",)
+    description: str = ""
+    not_null: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        names = [c for c, _ in self.columns]
+        for col in (*self.primary_key, *self.partition_by, *self.not_null):
+            if col not in names:
+                raise ValueError(f"{self.name}: key/partition column {col!r} not in schema")
+        for col, typ in self.columns:
+            if typ not in TYPES:
+                raise ValueError(f"{self.name}.{col}: unknown type {typ!r}")
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    @property
+    def required(self) -> frozenset[str]:
+        """Columns that must never be null: keys, partitions and declared not-null."""
+        return frozenset((*self.primary_key, *self.partition_by, *self.not_null))
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(
+            [pa.field(c, TYPES[t][1], nullable=c not in self.required) for c, t in self.columns]
+        )
+
+    def spark_ddl(self) -> str:
+        return ", ".join(f"`{c}` {TYPES[t][0]}" for c, t in self.columns)
+
+    def path(self, lake_root: str) -> str:
+        return f"{lake_root.rstrip('/')}/{self.layer}/{self.short_name}"
+
+
+def _cols(spec: str) -> tuple[tuple[str, str], ...]:
+    """Parse ``"a:string b:double ..."`` (type defaults to double)."""
+    out = []
+    for tok in spec.split():
+        name, _, typ = tok.partition(":")
+        out.append((name, typ or "double"))
+    return tuple(out)
+
+
+def _bronze(name: str, api_cols: str, key: tuple[str, ...], doc: str) -> TableSpec:
+    return TableSpec(
+        name=f"bronze.{name}",
+        columns=(("date", "date"), *_cols(api_cols), *INGEST_COLUMNS),
+        primary_key=key,
+        description=doc,
+    )
+
+
+_INVESTOR_GROUPS = (
+    "Prop Brk Tot Ind Frgn SecCo InvTr BusCo OthCo InsCo Bank TrstBnk OthFin"
+).split()
+_INVESTOR_VALUES = " ".join(f"{g}{s}" for g in _INVESTOR_GROUPS for s in ("Sell", "Buy", "Tot", "Bal"))
+
+_TABLES = [
+    # ---- bronze: as received, partitioned by the trade date the rows belong to
+    _bronze(
+        "markets_calendar", "Date:date HolDiv:string", ("date",),
+        "/markets/calendar; date = Date",
+    ),
+    _bronze(
+        "equities_master",
+        "Date:date Code:string CoName:string CoNameEn:string S17:string S17Nm:string "
+        "S33:string S33Nm:string ScaleCat:string Mkt:string MktNm:string Mrgn:string MrgnNm:string",
+        ("date", "Code"), "/equities/master snapshot as of date",
+    ),
+    _bronze(
+        "equities_bars_daily",
+        "Date:date Code:string O H L C UL:string LL:string Vo Va AdjFactor AdjO AdjH AdjL AdjC AdjVo",
+        ("date", "Code"), "/equities/bars/daily; UL/LL are '1'/'0' flags; null OHLC = no trade",
+    ),
+    _bronze(
+        "indices_topix", "Date:date O H L C", ("date",), "/indices/bars/daily/topix",
+    ),
+    _bronze(
+        "fins_summary",
+        "DiscDate:date DiscTime:string Code:string DiscNo:string DocType:string "
+        "CurPerType:string CurPerSt:date CurPerEn:date CurFYSt:date CurFYEn:date "
+        "Sales OP OdP NP EPS TA Eq BPS FSales FOP FOdP FNP FEPS ShOutFY",
+        ("date", "Code", "DiscNo"), "/fins/summary; date = DiscDate",
+    ),
+    _bronze(
+        "investor_types",
+        f"PubDate:date StDate:date EnDate:date Section:string {_INVESTOR_VALUES}",
+        ("date", "Section", "StDate"), "/equities/investor-types; date = PubDate",
+    ),
+    _bronze(
+        "margin_interest",
+        "PubDate:date Date:date Code:string IssType:string ShrtVol LongVol ShrtNegVol LongNegVol "
+        "ShrtStdVol LongStdVol",
+        ("date", "Code", "Date"), "/markets/margin-interest; date = PubDate",
+    ),
+    # ---- silver: typed, adjusted, point-in-time
+    TableSpec(
+        name="silver.equities_prices_daily",
+        columns=_cols(
+            "date:date code:string open high low close volume turnover "
+            "adj_factor adj_open adj_high adj_low adj_close adj_volume "
+            "upper_limit_hit:boolean lower_limit_hit:boolean is_traded:boolean"
+        ),
+        primary_key=("date", "code"),
+        description="daily bars with backward-cumulative split adjustment computed by gogooku3",
+    ),
+    TableSpec(
+        name="silver.equities_master_asof",
+        columns=_cols(
+            "code:string valid_from:date valid_to:date company_name:string "
+            "sector17_code:string sector33_code:string sector33_name:string "
+            "market_code:string scale_category:string"
+        ),
+        primary_key=("code", "valid_from"),
+        partition_by=(),
+        description="master attributes valid on [valid_from, valid_to) (valid_to null = current)",
+    ),
+    TableSpec(
+        name="silver.indices_topix_daily",
+        columns=_cols("date:date open high low close"),
+        primary_key=("date",),
+        description="TOPIX daily bars",
+    ),
+    TableSpec(
+        name="silver.fins_statements",
+        columns=_cols(
+            "date:date code:string disc_no:string disclosed_at:timestamp doc_type:string "
+            "period_type:string fiscal_year_end:date sales operating_profit ordinary_profit "
+            "net_income eps total_assets equity bps forecast_sales forecast_operating_profit "
+            "forecast_net_income forecast_eps"
+        ),
+        primary_key=("date", "code", "disc_no"),
+        description="statements keyed by effective trade date (date): usable from that day on",
+    ),
+    TableSpec(
+        name="silver.investor_flows",
+        columns=_cols(
+            "date:date section:string start_date:date end_date:date "
+            "foreign_balance individual_balance proprietary_balance trust_bank_balance "
+            "investment_trust_balance total_turnover"
+        ),
+        primary_key=("date", "section", "start_date"),
+        description="weekly investor-type flows keyed by the trade date they become usable",
+    ),
+    TableSpec(
+        name="silver.margin_interest",
+        columns=_cols(
+            "date:date code:string as_of_date:date short_volume long_volume"
+        ),
+        primary_key=("date", "code", "as_of_date"),
+        description="margin interest keyed by the trade date it becomes usable",
+    ),
+    # ---- gold
+    TableSpec(
+        name="gold.labels",
+        columns=_cols(
+            "date:date code:string "
+            + " ".join(f"fwd_ret_{h}d fwd_ret_{h}d_dm" for h in (1, 2, 3, 5, 10))
+        ),
+        primary_key=("date", "code"),
+        description="forward adjusted close-to-close returns; the only look-ahead columns",
+    ),
+    TableSpec(
+        name="gold.peer_graph",
+        columns=_cols("date:date code:string peer_code:string rank:int corr"),
+        primary_key=("date", "code", "peer_code"),
+        description="k nearest peers by trailing 60-day return correlation, per snapshot date",
+    ),
+    # ---- quality
+    TableSpec(
+        name="quality.quarantine",
+        columns=_cols(
+            "date:date table_name:string check:string reason:string row_json:string "
+            "run_at:timestamp"
+        ),
+        primary_key=("date", "table_name", "check", "row_json"),
+        description="rows rejected by the quality gate, with the failed check",
+    ),
+]
+
+_CATALOGUE: dict[str, TableSpec] = {t.name: t for t in _TABLES}
+
+
+def register(spec: TableSpec) -> TableSpec:
+    """Add a table whose schema is built from config (e.g. ``gold.features``)."""
+    _CATALOGUE[spec.name] = spec
+    return spec
+
+
+def table(name: str) -> TableSpec:
+    """The spec for ``name`` (``layer.table``); raises ``UnknownTableError`` naming it."""
+    try:
+        return _CATALOGUE[name]
+    except KeyError:
+        if name == "gold.features":
+            from gogooku3.lake.features_schema import features_table
+
+            return register(features_table())
+        raise UnknownTableError(
+            f"unknown lake table {name!r}; known: {', '.join(sorted(_CATALOGUE))}"
+        ) from None
+
+
+def tables() -> list[TableSpec]:
+    """All catalogued tables, in catalogue order."""
+    return list(_CATALOGUE.values())

@@ -1,0 +1,147 @@
+"""JVM-free access to catalogued Delta tables through delta-rs (``deltalake``).
+
+For Python consumers that should not start Spark: ingestion of small daily
+pages, training, Feast, ``gogooku3 lake ls``. Writes enforce the same contract
+as the Spark writer (``gogooku3.lake.contract``) and replace exactly the owned
+dates in one commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gogooku3.lake import catalog, contract
+from gogooku3.lake.catalog import TableSpec
+from gogooku3.lake.errors import LakeDateError, LakeDuplicateKeyError, TableNotFound
+from gogooku3.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TableNotFound", "read_table", "write_dates", "table_info", "TableInfo"]
+
+
+def _spec(table: str | TableSpec) -> TableSpec:
+    return table if isinstance(table, TableSpec) else catalog.table(table)
+
+
+def _root(lake_root: str | None) -> str:
+    return lake_root or get_settings().lake_uri
+
+
+def _open(spec: TableSpec, lake_root: str | None):
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    path = spec.path(_root(lake_root))
+    try:
+        return DeltaTable(path)
+    except TableNotFoundError as exc:
+        raise TableNotFound(f"{spec.name}: no Delta table at {path}") from exc
+
+
+def read_table(
+    table: str | TableSpec,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    columns: Sequence[str] | None = None,
+    lake_root: str | None = None,
+) -> pa.Table:
+    """Arrow table of ``table`` with ``start <= date <= end`` (partition-pruned), catalogue order."""
+    spec = _spec(table)
+    dataset = _open(spec, lake_root).to_pyarrow_dataset()
+    expr = None
+    if start is not None or end is not None:
+        if not spec.partition_by:
+            raise LakeDateError(f"{spec.name}: not partitioned by date; read it whole")
+        if start is not None:
+            expr = pc.field("date") >= pa.scalar(start, pa.date32())
+        if end is not None:
+            upper = pc.field("date") <= pa.scalar(end, pa.date32())
+            expr = upper if expr is None else expr & upper
+    out = dataset.to_table(columns=list(columns or spec.column_names), filter=expr)
+    return out
+
+
+def write_dates(
+    data: pa.Table,
+    table: str | TableSpec,
+    dates: Iterable[dt.date] | None,
+    lake_root: str | None = None,
+) -> int:
+    """Replace ``dates`` of ``table`` with ``data`` in one commit; return the new version.
+
+    Same contract and errors as ``gogooku3.lake.spark_io.write_dates``.
+    """
+    from deltalake import write_deltalake
+
+    spec = _spec(table)
+    owned = contract.owned_dates(spec, dates)
+    contract.check_schema(spec, [(f.name, contract.arrow_type_name(f.type)) for f in data.schema])
+    data = data.select(spec.column_names).cast(spec.arrow_schema())
+    for col in sorted(spec.required):
+        if data.column(col).null_count:
+            raise LakeDateError(f"{spec.name}: null in key column {col!r}")
+    if owned is not None:
+        contract.check_row_dates(spec, pc.unique(data.column("date")).to_pylist(), owned)
+    _check_unique(spec, data, owned)
+    path = spec.path(_root(lake_root))
+    if owned is not None:
+        write_deltalake(
+            path,
+            data,
+            mode="overwrite",
+            partition_by=list(spec.partition_by),
+            predicate=contract.replace_predicate(spec, owned),
+        )
+    else:
+        write_deltalake(path, data, mode="overwrite")
+    version = _open(spec, lake_root).version()
+    log.info("%s: wrote %d rows -> version %d", spec.name, data.num_rows, version)
+    return version
+
+
+def _check_unique(spec: TableSpec, data: pa.Table, owned: list[dt.date] | None) -> None:
+    counts = data.group_by(list(spec.primary_key)).aggregate([([], "count_all")])
+    dupes = counts.filter(pc.field("count_all") > 1)
+    if dupes.num_rows:
+        rows = dupes.rename_columns([*spec.primary_key, "n"]).slice(0, 5).to_pylist()
+        where = f" on {owned[0]}..{owned[-1]}" if owned else ""
+        raise LakeDuplicateKeyError(
+            f"{spec.name}: duplicate primary key {spec.primary_key}{where}: "
+            + contract.describe_keys(spec, rows)
+        )
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    version: int | None
+    rows: int
+    first_date: dt.date | None
+    last_date: dt.date | None
+    dates: int
+
+
+def table_info(table: str | TableSpec, lake_root: str | None = None) -> TableInfo:
+    """Version, row count and date range from the Delta log (no data files read)."""
+    spec = _spec(table)
+    try:
+        dt_ = _open(spec, lake_root)
+    except TableNotFound:
+        return TableInfo(spec.name, None, 0, None, None, 0)
+    actions = pa.table(dt_.get_add_actions(flatten=True))
+    rows = int(pc.sum(actions.column("num_records")).as_py() or 0) if actions.num_rows else 0
+    dates: list[dt.date] = []
+    if spec.partition_by and actions.num_rows:
+        raw = actions.column("partition.date").to_pylist()
+        dates = sorted({d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in raw})
+    return TableInfo(
+        spec.name, dt_.version(), rows, dates[0] if dates else None,
+        dates[-1] if dates else None, len(dates),
+    )

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the Debian packages gogooku3 needs that this machine lacks.
+set -euo pipefail
+need=()
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+dpkg -s libgomp1 >/dev/null 2>&1 || need+=(libgomp1)
+command -v python3.11 >/dev/null 2>&1 || need+=(python3.11 python3.11-venv)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "sysdeps: all present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "sysdeps: installing ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"

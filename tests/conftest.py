@@ -1,0 +1,60 @@
+"""Shared fixtures: an isolated lake per test session and one Spark session per run.
+
+The lake, event logs and calendar cache live under pytest's temporary directory so
+tests never touch ./lake. Delta jars come from the project's Ivy cache
+(``.cache/ivy``), resolved once by ``make setup`` and reused offline.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gogooku3.settings import get_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_lake(tmp_path_factory):
+    """Point GOGOOKU_LAKE and the Spark event log at a per-session temporary directory."""
+    root = tmp_path_factory.mktemp("gogooku3")
+    old = {k: os.environ.get(k) for k in ("GOGOOKU_LAKE", "SPARK_EVENT_LOG_DIR")}
+    os.environ["GOGOOKU_LAKE"] = str(root / "lake")
+    os.environ["SPARK_EVENT_LOG_DIR"] = str(root / "spark-events")
+    get_settings.cache_clear()
+    yield root
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def spark(isolated_lake):
+    """The one SparkSession of the test run: local[2], 2 shuffle partitions, no UI."""
+    from gogooku3.lake.spark import get_spark
+    from gogooku3.settings import load_settings
+
+    settings = load_settings(spark_master="local[2]", spark_shuffle_partitions=2)
+    session = get_spark(
+        "gogooku3-tests",
+        settings=settings,
+        **{
+            "spark.ui.enabled": "false",
+            "spark.default.parallelism": "2",
+            "spark.sql.adaptive.coalescePartitions.enabled": "true",
+            "spark.databricks.delta.snapshotPartitions": "2",
+        },
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake_root(isolated_lake, request):
+    """A fresh lake root for one test (tables written here start empty)."""
+    path = isolated_lake / "lakes" / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)

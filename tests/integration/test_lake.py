@@ -1,0 +1,126 @@
+"""Delta lake layer on real delta-spark and delta-rs: replace-by-date, atomicity, contracts."""
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from gogooku3.cli import main
+from gogooku3.lake import catalog, deltars, spark_io
+from gogooku3.lake.errors import LakeDateError, LakeDuplicateKeyError, LakeSchemaError
+
+pytestmark = pytest.mark.spark
+
+D1, D2, D3 = dt.date(2026, 11, 20), dt.date(2026, 11, 24), dt.date(2026, 11, 25)
+TOPIX = catalog.table("silver.indices_topix_daily")
+
+
+def topix_rows(dates, level):
+    return [(d, level, level + 1.0, level - 1.0, level + 0.5) for d in dates]
+
+
+def topix_df(spark, dates, level):
+    return spark.createDataFrame(topix_rows(dates, level), TOPIX.spark_ddl())
+
+
+def as_set(df):
+    return {tuple(r) for r in df.collect()}
+
+
+def test_rewrite_one_date_replaces_it_and_leaves_the_other(spark, lake_root):
+    spark_io.write_dates(topix_df(spark, [D1, D2], 100.0), TOPIX, [D1, D2], lake_root=lake_root)
+    version = spark_io.write_dates(topix_df(spark, [D2], 200.0), TOPIX, [D2], lake_root=lake_root)
+    assert version == 1
+    got = as_set(spark_io.read_table(spark, TOPIX, lake_root=lake_root))
+    assert got == set(topix_rows([D1], 100.0)) | set(topix_rows([D2], 200.0))
+    # re-running the same write is idempotent
+    spark_io.write_dates(topix_df(spark, [D2], 200.0), TOPIX, [D2], lake_root=lake_root)
+    assert as_set(spark_io.read_table(spark, TOPIX, lake_root=lake_root)) == got
+
+
+def test_read_prunes_to_the_date_range(spark, lake_root):
+    spark_io.write_dates(topix_df(spark, [D1, D2, D3], 1.0), TOPIX, [D1, D2, D3], lake_root=lake_root)
+    df = spark_io.read_table(spark, TOPIX, start=D2, end=D2, lake_root=lake_root)
+    assert [r.date for r in df.collect()] == [D2]
+    plan = df._jdf.queryExecution().executedPlan().toString()
+    assert "PartitionFilters" in plan and "2026-11-24" in plan
+
+
+def test_failure_mid_write_keeps_previous_version_complete(spark, lake_root):
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType
+
+    spark_io.write_dates(topix_df(spark, [D1, D2], 100.0), TOPIX, [D1, D2], lake_root=lake_root)
+    before = as_set(spark_io.read_table(spark, TOPIX, lake_root=lake_root))
+
+    @F.udf(DoubleType())
+    def explode_on_d2(day, value):
+        if day == D2:
+            raise RuntimeError("simulated executor crash while writing 2026-11-24")
+        return value
+
+    bad = topix_df(spark, [D1, D2], 300.0).withColumn("close", explode_on_d2("date", "close"))
+    with pytest.raises(Exception, match="simulated executor crash"):
+        spark_io.write_dates(bad, TOPIX, [D1, D2], lake_root=lake_root)
+    assert as_set(spark_io.read_table(spark, TOPIX, lake_root=lake_root)) == before
+    assert deltars.table_info(TOPIX, lake_root=lake_root).version == 0
+
+
+def test_duplicate_keys_raise_naming_table_and_key(spark, lake_root):
+    dup = topix_df(spark, [D1, D1], 1.0)
+    with pytest.raises(LakeDuplicateKeyError, match=r"silver\.indices_topix_daily.*date=2026-11-20"):
+        spark_io.write_dates(dup, TOPIX, [D1], lake_root=lake_root)
+    with pytest.raises(LakeDuplicateKeyError, match=r"silver\.indices_topix_daily"):
+        deltars.write_dates(pa.Table.from_pylist(
+            [dict(zip(TOPIX.column_names, r, strict=True)) for r in topix_rows([D1, D1], 1.0)],
+            schema=TOPIX.arrow_schema(),
+        ), TOPIX, [D1], lake_root=lake_root)
+
+
+def test_schema_drift_raises_naming_table_and_columns(spark, lake_root):
+    from pyspark.sql import functions as F
+
+    drifted = topix_df(spark, [D1], 1.0).withColumn("close", F.col("close").cast("string"))
+    with pytest.raises(LakeSchemaError, match=r"silver\.indices_topix_daily.*close is string"):
+        spark_io.write_dates(drifted, TOPIX, [D1], lake_root=lake_root)
+    extra = topix_df(spark, [D1], 1.0).withColumn("vwap", F.lit(1.0))
+    with pytest.raises(LakeSchemaError, match="unexpected columns.*vwap"):
+        spark_io.write_dates(extra, TOPIX, [D1], lake_root=lake_root)
+
+
+def test_rows_outside_owned_dates_are_rejected(spark, lake_root):
+    with pytest.raises(LakeDateError, match="2026-11-24.*outside"):
+        spark_io.write_dates(topix_df(spark, [D1, D2], 1.0), TOPIX, [D1], lake_root=lake_root)
+
+
+def test_spark_and_delta_rs_read_each_others_tables(spark, lake_root):
+    bars = catalog.table("silver.equities_prices_daily")
+    row = {c: None for c in bars.column_names}
+    row.update(date=D1, code="130A0", close=1234.5, adj_close=1234.5, adj_factor=1.0,
+               is_traded=True, upper_limit_hit=False, lower_limit_hit=False)
+    arrow = pa.Table.from_pylist([row, {**row, "code": "72030", "close": None, "is_traded": False}],
+                                 schema=bars.arrow_schema())
+    deltars.write_dates(arrow, bars, [D1], lake_root=lake_root)
+    from_spark = {(r.code, r.close, r.is_traded)
+                  for r in spark_io.read_table(spark, bars, lake_root=lake_root).collect()}
+    assert from_spark == {("130A0", 1234.5, True), ("72030", None, False)}
+
+    spark_io.write_dates(topix_df(spark, [D2, D3], 7.0), TOPIX, [D2, D3], lake_root=lake_root)
+    from_rs = deltars.read_table(TOPIX, start=D3, lake_root=lake_root).to_pylist()
+    assert from_rs == [dict(zip(TOPIX.column_names, topix_rows([D3], 7.0)[0], strict=True))]
+
+
+def test_lake_ls_lists_version_rows_and_dates(spark, lake_root, monkeypatch, capsys):
+    from gogooku3.settings import get_settings
+
+    spark_io.write_dates(topix_df(spark, [D1, D2], 1.0), TOPIX, [D1, D2], lake_root=lake_root)
+    spark_io.write_dates(topix_df(spark, [D2], 2.0), TOPIX, [D2], lake_root=lake_root)
+    monkeypatch.setenv("GOGOOKU_LAKE", lake_root)
+    get_settings.cache_clear()
+    try:
+        assert main(["lake", "ls"]) == 0
+    finally:
+        get_settings.cache_clear()
+    lines = [ln.split() for ln in capsys.readouterr().out.splitlines()]
+    assert lines[0][:3] == ["table", "version", "rows"]
+    assert ["silver.indices_topix_daily", "1", "2", "2026-11-20..2026-11-24", "2"] in lines
