@@ -45,7 +45,7 @@ test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check plugins spark_jobs training dags tests benchmarks
+	$(BIN)/ruff check .
 
 demo: setup
 	@bash scripts/demo.sh
