@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/ivy/.resolved
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps jars test lint demo history-server lock clean-lake help
+.PHONY: setup sysdeps jars test lint demo history-server airflow lock clean-lake help
 
 help:
 	@echo "make demo            run the whole pipeline on the embedded default"
@@ -17,6 +17,7 @@ help:
 	@echo "make setup           create .venv from requirements/lock.txt and resolve Spark's Delta jars"
 	@echo "make lint            ruff"
 	@echo "make history-server  Spark history server on the event-log directory"
+	@echo "make airflow         Airflow (UI, scheduler, DAG processor, triggerer) on the embedded default"
 	@echo "make lock            re-resolve requirements/lock.txt from requirements/requirements.in"
 
 # Debian packages the stack needs; installs only what is missing (root or sudo).
@@ -55,3 +56,6 @@ history-server: setup
 
 clean-lake:
 	rm -rf lake spark-events
+
+airflow: setup
+	@bash scripts/airflow.sh
