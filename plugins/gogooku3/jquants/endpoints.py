@@ -1,0 +1,99 @@
+"""The J-Quants v2 endpoints gogooku3 ingests: path, query style, bronze table, partition field.
+
+Spec: jpx-jquants.com/en/spec (eq-bars-daily, eq-master, mkt-cal, idx-bars-daily-topix,
+fin-summary, eq-investor-types, mkt-margin-interest). Query styles:
+
+* ``by_date``   one request per day with ``date=`` for all codes (the cheapest way to
+                spend a requests-per-minute budget: ~1 request per trade date);
+* ``by_pub``    one request per day with ``published_date=`` (margin interest);
+* ``by_range``  one request for the whole range with ``from=``/``to=`` (small tables).
+
+``partition_field`` is the response field whose value becomes the bronze ``date``
+partition. ``days`` says which days a by-day endpoint is queried for: ``trading`` (the
+calendar's trade dates) or ``calendar`` (every day, since disclosures and publications
+also happen on non-trading days). ``dense`` endpoints must answer every trade date:
+an empty page for a trading day is an error, not an empty partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+QueryStyle = Literal["by_date", "by_pub", "by_range"]
+
+
+class UnknownEndpointError(KeyError):
+    """An endpoint name that the catalogue does not define."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One ingested J-Quants endpoint and the bronze table it lands in."""
+
+    name: str
+    path: str
+    table: str
+    partition_field: str
+    style: QueryStyle
+    days: Literal["trading", "calendar"] = "trading"
+    dense: bool = False
+
+    def params_for_day(self, day: dt.date) -> dict[str, str]:
+        """Query of a by-day endpoint for ``day`` (dates sent as ``YYYY-MM-DD``)."""
+        if self.style == "by_date":
+            return {"date": day.isoformat()}
+        if self.style == "by_pub":
+            return {"published_date": day.isoformat()}
+        raise ValueError(f"{self.name}: {self.path} is queried by range, not by day")
+
+    def params_for_range(self, start: dt.date, end: dt.date) -> dict[str, str]:
+        """Query of a by-range endpoint for ``[start, end]``."""
+        if self.style != "by_range":
+            raise ValueError(f"{self.name}: {self.path} is queried by day, not by range")
+        return {"from": start.isoformat(), "to": end.isoformat()}
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint("calendar", "/markets/calendar", "bronze.markets_calendar", "Date",
+                 "by_range", days="calendar"),
+        Endpoint("master", "/equities/master", "bronze.equities_master", "Date",
+                 "by_date", dense=True),
+        Endpoint("bars_daily", "/equities/bars/daily", "bronze.equities_bars_daily", "Date",
+                 "by_date", dense=True),
+        Endpoint("topix", "/indices/bars/daily/topix", "bronze.indices_topix", "Date",
+                 "by_range", dense=True),
+        Endpoint("fins_summary", "/fins/summary", "bronze.fins_summary", "DiscDate",
+                 "by_date", days="calendar"),
+        Endpoint("investor_types", "/equities/investor-types", "bronze.investor_types",
+                 "PubDate", "by_range", days="calendar"),
+        Endpoint("margin_interest", "/markets/margin-interest", "bronze.margin_interest",
+                 "PubDate", "by_pub", days="calendar"),
+    )
+}
+
+DEFAULT_ENDPOINTS: tuple[str, ...] = tuple(ENDPOINTS)
+
+
+def endpoint(name: str) -> Endpoint:
+    """The endpoint called ``name`` (e.g. ``bars_daily``); raises naming the known ones."""
+    try:
+        return ENDPOINTS[name]
+    except KeyError:
+        raise UnknownEndpointError(
+            f"unknown J-Quants endpoint {name!r}; known: {', '.join(ENDPOINTS)}"
+        ) from None
+
+
+def by_table(table: str) -> Endpoint:
+    """The endpoint whose rows land in bronze ``table``."""
+    for e in ENDPOINTS.values():
+        if e.table == table:
+            return e
+    raise UnknownEndpointError(f"no endpoint writes {table!r}")

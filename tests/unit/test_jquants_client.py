@@ -1,0 +1,208 @@
+"""The async J-Quants client against tiny hand-made aiohttp apps (one behaviour per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+
+import pytest
+from aiohttp import web
+
+from gogooku3.jquants import (
+    JQuantsAuthError,
+    JQuantsClient,
+    JQuantsRequestError,
+    JQuantsRetryExhausted,
+    RetryPolicy,
+    parse_retry_after,
+)
+
+KEY = "sk-test-secret-0123"
+FAST = RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05)
+
+
+def serve(handler, call):
+    """Run ``call(base_url)`` (a coroutine function) against an app routing everything to ``handler``."""
+
+    async def main():
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            return await call(f"http://127.0.0.1:{port}/v2")
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(main())
+
+
+def fetch(base, path="/equities/bars/daily", params=None, key=KEY, **kw):
+    async def go():
+        async with JQuantsClient(base, key, retry=kw.pop("retry", FAST), **kw) as c:
+            return await c.get(path, params or {"date": "2024-01-04"}), c
+
+    return go()
+
+
+def test_follows_pagination_key_to_the_last_page_and_sends_it_verbatim():
+    keys = ["k1+a/b=", "k2&x y", None]
+    seen = []
+
+    async def handler(request):
+        seen.append(dict(request.query))
+        i = 0 if "pagination_key" not in request.query else keys.index(request.query["pagination_key"]) + 1
+        body = {"data": [{"Code": f"{i}{j}"} for j in range(3)]}
+        if keys[i]:
+            body["pagination_key"] = keys[i]
+        return web.json_response(body)
+
+    rows, client = serve(handler, fetch)
+    assert [r["Code"] for r in rows] == ["00", "01", "02", "10", "11", "12", "20", "21", "22"]
+    assert seen[1] == {"date": "2024-01-04", "pagination_key": "k1+a/b="}
+    assert seen[2] == {"date": "2024-01-04", "pagination_key": "k2&x y"}
+    assert client.stats.pages == 3
+
+
+def test_sends_key_header_and_never_shows_it(caplog):
+    got = {}
+
+    async def handler(request):
+        got["key"] = request.headers.get("x-api-key")
+        return web.json_response({"message": "forbidden"}, status=403)
+
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(JQuantsAuthError) as err:
+        serve(handler, fetch)
+    assert got["key"] == KEY
+    assert KEY not in str(err.value) and KEY not in caplog.text
+    assert KEY not in repr(JQuantsClient("http://x", KEY))
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failure_raises_at_once_naming_endpoint_and_params(status):
+    hits = []
+
+    async def handler(request):
+        hits.append(1)
+        return web.json_response({"message": "Invalid API key"}, status=status)
+
+    with pytest.raises(JQuantsAuthError) as err:
+        serve(handler, lambda b: fetch(b, params={"date": "2024-01-05"}))
+    assert len(hits) == 1
+    assert err.value.status == status
+    assert "/equities/bars/daily" in str(err.value) and "date=2024-01-05" in str(err.value)
+
+
+def test_bad_request_is_not_retried():
+    hits = []
+
+    async def handler(request):
+        hits.append(1)
+        return web.json_response({"message": "code or date is required"}, status=400)
+
+    with pytest.raises(JQuantsRequestError, match="code or date is required"):
+        serve(handler, fetch)
+    assert len(hits) == 1
+
+
+@pytest.mark.parametrize("header", ["seconds", "http-date"])
+def test_429_waits_retry_after_then_succeeds(header):
+    calls = []
+
+    async def handler(request):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            value = "1" if header == "seconds" else email.utils.formatdate(time.time() + 1.2, usegmt=True)
+            return web.json_response({"message": "Rate limit exceeded"}, status=429,
+                                     headers={"Retry-After": value})
+        return web.json_response({"data": [{"Code": "13010"}]})
+
+    rows, client = serve(handler, fetch)
+    assert rows == [{"Code": "13010"}]
+    assert calls[1] - calls[0] >= 0.2  # HTTP-date has one-second resolution
+    if header == "seconds":
+        assert calls[1] - calls[0] >= 0.99
+    assert client.stats.retries == 1
+
+
+def test_5xx_and_dropped_connections_are_retried():
+    calls = []
+
+    async def handler(request):
+        calls.append(1)
+        if len(calls) == 1:
+            return web.Response(status=503, text="busy")
+        if len(calls) == 2:
+            request.transport.close()  # drop the connection without an answer
+            await asyncio.sleep(0.01)
+            return web.Response(status=200)
+        return web.json_response({"data": [{"Code": "13010"}]})
+
+    rows, client = serve(handler, fetch)
+    assert rows == [{"Code": "13010"}] and len(calls) == 3
+
+
+def test_retry_budget_is_bounded():
+    calls = []
+
+    async def handler(request):
+        calls.append(1)
+        return web.Response(status=500, text="boom")
+
+    with pytest.raises(JQuantsRetryExhausted, match="gave up after 5 attempts"):
+        serve(handler, fetch)
+    assert len(calls) == 5
+
+
+def test_in_flight_never_exceeds_the_cap():
+    state = {"now": 0, "peak": 0}
+
+    async def handler(request):
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        await asyncio.sleep(0.01)
+        state["now"] -= 1
+        return web.json_response({"data": [{"Code": request.query["date"]}]})
+
+    async def call(base):
+        async with JQuantsClient(base, KEY, max_concurrent=7) as c:
+            out = await c.get_many("/equities/bars/daily", [{"date": str(i)} for i in range(60)])
+            return out, c.stats.in_flight.peak
+
+    out, client_peak = serve(handler, call)
+    assert [rows[0]["Code"] for rows in out] == [str(i) for i in range(60)]
+    assert state["peak"] <= 7 and client_peak <= 7
+    assert state["peak"] >= 5  # the cap is actually used
+
+
+def test_requests_per_minute_paces_starts():
+    starts = []
+
+    async def handler(request):
+        starts.append(time.monotonic())
+        return web.json_response({"data": []})
+
+    async def call(base):
+        # 120/min: a burst of 12 tokens, then one token every 0.5 s
+        async with JQuantsClient(base, KEY, requests_per_minute=120) as c:
+            await c.get_many("/x", [{"date": str(i)} for i in range(16)])
+
+    serve(handler, call)
+    # 12 burst tokens, then 2 requests/s: the 16th starts about 2 s after the first
+    assert starts[-1] - starts[0] >= 1.8
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("3", 3.0), ("0", 0.0), ("-2", 0.0), ("soon", None), (None, None),
+     ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0)],
+)
+def test_parse_retry_after(value, expected):
+    now = email.utils.parsedate_to_datetime("Wed, 21 Oct 2015 07:28:00 GMT").timestamp()
+    assert parse_retry_after(value, now=now) == expected
