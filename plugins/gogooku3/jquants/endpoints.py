@@ -9,7 +9,8 @@ fin-summary, eq-investor-types, mkt-margin-interest). Query styles:
 * ``by_range``  one request for the whole range with ``from=``/``to=`` (small tables).
 
 ``partition_field`` is the response field whose value becomes the bronze ``date``
-partition. ``days`` says which days a by-day endpoint is queried for: ``trading`` (the
+partition (an API ``Date`` partition field is stored only as ``date``: Delta column names
+are case-insensitive; ``renames`` maps other colliding fields). ``days`` says which days a by-day endpoint is queried for: ``trading`` (the
 calendar's trade dates) or ``calendar`` (every day, since disclosures and publications
 also happen on non-trading days). ``dense`` endpoints must answer every trade date:
 an empty page for a trading day is an error, not an empty partition.
@@ -42,6 +43,13 @@ class Endpoint:
     style: QueryStyle
     days: Literal["trading", "calendar"] = "trading"
     dense: bool = False
+    renames: tuple[tuple[str, str], ...] = ()
+
+    def bronze_name(self, field: str) -> str:
+        """Bronze column of API ``field``: the partition field is ``date``; see ``renames``."""
+        if field == self.partition_field and field == "Date":
+            return "date"
+        return dict(self.renames).get(field, field)
 
     def params_for_day(self, day: dt.date) -> dict[str, str]:
         """Query of a by-day endpoint for ``day`` (dates sent as ``YYYY-MM-DD``)."""
@@ -74,7 +82,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("investor_types", "/equities/investor-types", "bronze.investor_types",
                  "PubDate", "by_range", days="calendar"),
         Endpoint("margin_interest", "/markets/margin-interest", "bronze.margin_interest",
-                 "PubDate", "by_pub", days="calendar"),
+                 "PubDate", "by_pub", days="calendar", renames=(("Date", "AsOfDate"),)),
     )
 }
 

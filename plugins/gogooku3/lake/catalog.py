@@ -6,7 +6,10 @@ Panels are partitioned by ``date`` (the JST trade date the rows belong to) and k
 so both writers (Spark and delta-rs) enforce the same schema.
 
 Bronze keeps J-Quants v2 column names (spec: jpx-jquants.com/en/spec) typed, plus the
-partition column ``date`` and ingest metadata. Silver and gold use snake_case domain names.
+partition column ``date`` and ingest metadata. Delta (and Spark) column names are
+case-insensitive, so an API field ``Date`` cannot sit beside ``date``: where ``Date`` is the
+partition field it *is* the ``date`` column; elsewhere (margin interest) it is renamed
+``AsOfDate``. Silver and gold use snake_case domain names.
 """
 
 from __future__ import annotations
@@ -119,22 +122,23 @@ _INVESTOR_VALUES = " ".join(f"{g}{s}" for g in _INVESTOR_GROUPS for s in ("Sell"
 _TABLES = [
     # ---- bronze: as received, partitioned by the trade date the rows belong to
     _bronze(
-        "markets_calendar", "Date:date HolDiv:string", ("date",),
+        "markets_calendar", "HolDiv:string", ("date",),
         "/markets/calendar; date = Date",
     ),
     _bronze(
         "equities_master",
-        "Date:date Code:string CoName:string CoNameEn:string S17:string S17Nm:string "
+        "Code:string CoName:string CoNameEn:string S17:string S17Nm:string "
         "S33:string S33Nm:string ScaleCat:string Mkt:string MktNm:string Mrgn:string MrgnNm:string",
         ("date", "Code"), "/equities/master snapshot as of date",
     ),
     _bronze(
         "equities_bars_daily",
-        "Date:date Code:string O H L C UL:string LL:string Vo Va AdjFactor AdjO AdjH AdjL AdjC AdjVo",
-        ("date", "Code"), "/equities/bars/daily; UL/LL are '1'/'0' flags; null OHLC = no trade",
+        "Code:string O H L C UL:string LL:string Vo Va AdjFactor AdjO AdjH AdjL AdjC AdjVo",
+        ("date", "Code"),
+        "/equities/bars/daily; date = Date; UL/LL are '1'/'0' flags; null OHLC = no trade",
     ),
     _bronze(
-        "indices_topix", "Date:date O H L C", ("date",), "/indices/bars/daily/topix",
+        "indices_topix", "O H L C", ("date",), "/indices/bars/daily/topix; date = Date",
     ),
     _bronze(
         "fins_summary",
@@ -150,9 +154,10 @@ _TABLES = [
     ),
     _bronze(
         "margin_interest",
-        "PubDate:date Date:date Code:string IssType:string ShrtVol LongVol ShrtNegVol LongNegVol "
-        "ShrtStdVol LongStdVol",
-        ("date", "Code", "Date"), "/markets/margin-interest; date = PubDate",
+        "PubDate:date AsOfDate:date Code:string IssType:string ShrtVol LongVol ShrtNegVol "
+        "LongNegVol ShrtStdVol LongStdVol",
+        ("date", "Code", "AsOfDate"),
+        "/markets/margin-interest; date = PubDate; API field Date stored as AsOfDate",
     ),
     # ---- silver: typed, adjusted, point-in-time
     TableSpec(
