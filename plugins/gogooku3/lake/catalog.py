@@ -165,10 +165,14 @@ _TABLES = [
         columns=_cols(
             "date:date code:string open high low close volume turnover "
             "adj_factor adj_open adj_high adj_low adj_close adj_volume "
-            "upper_limit_hit:boolean lower_limit_hit:boolean is_traded:boolean"
+            "upper_limit_hit:boolean lower_limit_hit:boolean is_traded:boolean cum_adj_factor"
         ),
         primary_key=("date", "code"),
-        description="daily bars with backward-cumulative split adjustment computed by gogooku3",
+        description=(
+            "daily bars split-adjusted by gogooku3 with the forward cumulative factor "
+            "cum_adj_factor = prod(AdjFactor up to date): adj_price = raw / cum, "
+            "adj_volume = raw * cum (append-only, no look-ahead; docs/ingestion.md)"
+        ),
     ),
     TableSpec(
         name="silver.equities_master_asof",
@@ -193,7 +197,7 @@ _TABLES = [
             "date:date code:string disc_no:string disclosed_at:timestamp doc_type:string "
             "period_type:string fiscal_year_end:date sales operating_profit ordinary_profit "
             "net_income eps total_assets equity bps forecast_sales forecast_operating_profit "
-            "forecast_net_income forecast_eps"
+            "forecast_net_income forecast_eps disc_date:date shares_outstanding"
         ),
         primary_key=("date", "code", "disc_no"),
         description="statements keyed by effective trade date (date): usable from that day on",
@@ -203,7 +207,7 @@ _TABLES = [
         columns=_cols(
             "date:date section:string start_date:date end_date:date "
             "foreign_balance individual_balance proprietary_balance trust_bank_balance "
-            "investment_trust_balance total_turnover"
+            "investment_trust_balance total_turnover published_date:date"
         ),
         primary_key=("date", "section", "start_date"),
         description="weekly investor-type flows keyed by the trade date they become usable",
@@ -211,7 +215,7 @@ _TABLES = [
     TableSpec(
         name="silver.margin_interest",
         columns=_cols(
-            "date:date code:string as_of_date:date short_volume long_volume"
+            "date:date code:string as_of_date:date short_volume long_volume published_date:date"
         ),
         primary_key=("date", "code", "as_of_date"),
         description="margin interest keyed by the trade date it becomes usable",
@@ -233,6 +237,15 @@ _TABLES = [
         description="k nearest peers by trailing 60-day return correlation, per snapshot date",
     ),
     # ---- quality
+    TableSpec(
+        name="quality.validations",
+        columns=_cols(
+            "date:date table_name:string success:boolean rows:long failed_rows:long "
+            "failed_checks:string result_json:string run_at:timestamp"
+        ),
+        primary_key=("date", "table_name"),
+        description="quality-gate outcome per table and trade date (GX result JSON included)",
+    ),
     TableSpec(
         name="quality.quarantine",
         columns=_cols(
