@@ -1,0 +1,296 @@
+"""The quality gate: validate bronze per table and trade date with Great Expectations 1.x.
+
+Contract:
+
+* ``QualityGate.validate(table, bronze, dates, ctx)`` runs the table's suite
+  (``gogooku3.quality.suites``) over a batch of trade dates and returns a
+  ``TableReport`` with one ``DayResult`` per date and the rows to quarantine.
+* A date passes only when GX passes for it *and* no row or day check failed. To keep
+  GX cost bounded, one GX validation covers the whole batch (one ephemeral context per
+  gate, ~0.1-0.2 s per validation); a date is re-validated alone only when the batch
+  fails, so every failing date has its own GX result.
+* ``TableReport.raise_for(date)`` raises ``QualityGateFailed(table, date, checks)``; the
+  runner publishes silver only for passing dates.
+* ``write_results`` stores outcomes in ``quality.validations`` (GX result JSON per table
+  and date) and failing rows in ``quality.quarantine`` with their reason, replacing only
+  the given tables' rows for those dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from gogooku3.lake import catalog, deltars
+from gogooku3.quality import suites
+from gogooku3.quality.suites import SuiteContext
+
+log = logging.getLogger(__name__)
+
+
+class QualityGateFailed(Exception):
+    """A table failed its quality suite for a trade date; nothing downstream is published."""
+
+    def __init__(self, table: str, date: dt.date, checks: dict[str, int] | Sequence[str]):
+        self.table = table
+        self.date = date
+        self.checks = dict(checks) if isinstance(checks, dict) else {c: 0 for c in checks}
+        shown = ", ".join(f"{k} ({v} rows)" if v else k for k, v in self.checks.items())
+        super().__init__(f"quality gate: {table} on {date} failed: {shown}")
+
+
+@dataclass
+class DayResult:
+    """Outcome of one table on one trade date."""
+
+    table: str
+    date: dt.date
+    success: bool
+    rows: int
+    failed_rows: int = 0
+    failed_checks: dict[str, int] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TableReport:
+    """Per-date results of one table for one batch, and its quarantine rows."""
+
+    table: str
+    days: dict[dt.date, DayResult]
+    quarantine: pd.DataFrame
+
+    @property
+    def passed(self) -> list[dt.date]:
+        return sorted(d for d, r in self.days.items() if r.success)
+
+    @property
+    def failed(self) -> list[dt.date]:
+        return sorted(d for d, r in self.days.items() if not r.success)
+
+    def raise_for(self, date: dt.date) -> None:
+        """Raise ``QualityGateFailed`` if ``date`` failed (or was never validated)."""
+        res = self.days.get(date)
+        if res is None:
+            raise QualityGateFailed(self.table, date, ["not_validated"])
+        if not res.success:
+            raise QualityGateFailed(self.table, date, res.failed_checks)
+
+
+def failed_day(table: str, date: dt.date, check: str, reason: str) -> DayResult:
+    """A date that failed before validation could run (e.g. an empty trading day)."""
+    return DayResult(table, date, False, 0, 0, {check: 0}, {"error": reason})
+
+
+class QualityGate:
+    """Runs suites with one ephemeral GX context for its lifetime (create one per run)."""
+
+    def __init__(self) -> None:
+        self._ctx = None
+        self._batch_def = None
+        self.gx_seconds = 0.0
+        self.gx_validations = 0
+
+    def _context(self):
+        if self._ctx is None:
+            os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            self._ctx = gx.get_context(mode="ephemeral")
+            self._ctx.variables.progress_bars = ProgressBarsConfig(
+                globally=False, metric_calculations=False)
+            asset = self._ctx.data_sources.add_pandas("gogooku3").add_dataframe_asset("bronze")
+            self._batch_def = asset.add_batch_definition_whole_dataframe("batch")
+        return self._ctx
+
+    def run_gx(self, table: str, frame: pd.DataFrame, ctx: SuiteContext) -> dict[str, Any]:
+        """Validate ``frame`` with ``table``'s expectations; the GX result as a JSON dict."""
+        import time
+
+        import great_expectations as gx
+        import great_expectations.expectations as gxe
+
+        gctx = self._context()
+        spec = catalog.table(table)
+        expected = [c for c in spec.column_names if not c.startswith("_")]
+        expected += [c for c in frame.columns if c.startswith("ok_")]
+        exps = [gxe.ExpectTableColumnsToMatchSet(column_set=expected, exact_match=True),
+                *suites.expectations(table, frame, ctx)]
+        suite = gctx.suites.add_or_update(gx.ExpectationSuite(name=table, expectations=exps))
+        t0 = time.perf_counter()
+        batch = self._batch_def.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(suite, result_format="SUMMARY")
+        self.gx_seconds += time.perf_counter() - t0
+        self.gx_validations += 1
+        return result.to_json_dict()
+
+    def validate(
+        self,
+        table: str,
+        bronze: pd.DataFrame,
+        dates: Iterable[dt.date],
+        ctx: SuiteContext | None = None,
+        run_at: dt.datetime | None = None,
+    ) -> TableReport:
+        """Validate ``bronze`` rows of ``table`` for ``dates`` (dates without rows pass empty)."""
+        ctx = ctx or SuiteContext()
+        run_at = run_at or dt.datetime.now(dt.UTC)
+        dates = sorted(set(dates))
+        prep = suites.prepare(table, bronze, ctx)
+        frame = prep.frame.reset_index(drop=True)
+        reasons = prep.failing_rows()
+        reasons.index = frame.index
+        batch_result = self.run_gx(table, frame, ctx) if len(frame) else {"success": True}
+        bad_dates = set(frame.loc[reasons != "", "date"]) | set(prep.day_failures)
+        if not batch_result["success"] and not bad_dates:
+            bad_dates = set(dates)  # an aggregate failure: attribute it date by date
+        days: dict[dt.date, DayResult] = {}
+        by_date = {d: idx for d, idx in frame.groupby("date").groups.items()} if len(frame) else {}
+        for d in dates:
+            idx = by_date.get(d)
+            n = 0 if idx is None else len(idx)
+            checks: dict[str, int] = {}
+            if idx is not None:
+                for names in reasons.loc[idx]:
+                    for name in filter(None, names.split(",")):
+                        checks[name] = checks.get(name, 0) + 1
+            for name, rows in prep.day_failures.get(d, {}).items():
+                checks[name] = checks.get(name, 0) + len(rows)
+            if d in bad_dates and idx is not None:
+                result = self.run_gx(table, frame.loc[idx], ctx)
+                for r in result["results"]:
+                    if not r["success"]:
+                        name = "gx:" + r["expectation_config"]["type"]
+                        checks.setdefault(name, r.get("result", {}).get("unexpected_count") or 0)
+            else:
+                result = {"success": batch_result["success"], "batch": f"{dates[0]}..{dates[-1]}",
+                          "statistics": batch_result.get("statistics", {})}
+            failed_rows = int((reasons.loc[idx] != "").sum()) if idx is not None else 0
+            days[d] = DayResult(table, d, not checks, n, failed_rows, checks, result)
+        quarantine = _quarantine_rows(table, frame, reasons, prep.day_failures, run_at)
+        if days:
+            failed = [d for d, r in days.items() if not r.success]
+            if failed:
+                log.warning("quality: %s failed on %d of %d dates (%s)", table, len(failed),
+                            len(days), ", ".join(str(d) for d in failed[:5]))
+        return TableReport(table, days, quarantine)
+
+
+def _describe(names: str) -> str:
+    return "; ".join(_REASONS.get(n, n) for n in names.split(","))
+
+
+_REASONS = {
+    "ohlc": "OHLC inconsistent (need prices > 0, L <= O,C <= H; untraded rows all null)",
+    "volume": "negative volume or turnover",
+    "adj_factor": "AdjFactor <= 0",
+    "price_limits": "outside the TSE daily price limits, or a touched limit without its flag",
+    "daily_return": "|return vs base price| > 50% not explained by AdjFactor",
+    "adj_cross_check": "API AdjC disagrees with the forward adjustment",
+    "known_code": "code not in that day's master",
+    "unique_key": "duplicate primary key",
+    "not_null_key": "null in a key column",
+    "missing_codes": "listed code has no row",
+    "code_format": "code is not 5 characters [0-9A-Z]",
+    "sector": "sector code missing",
+    "non_negative": "negative volume",
+    "holdiv": "HolDiv not in 0-3",
+}
+
+
+def _json_default(v):
+    if isinstance(v, dt.date | dt.datetime | pd.Timestamp):
+        return v.isoformat()
+    if v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    return str(v)
+
+
+def _quarantine_rows(table, frame, reasons, day_failures, run_at) -> pd.DataFrame:
+    cols = ["date", "table_name", "check", "reason", "row_json", "run_at"]
+    out = []
+    bad = frame[reasons != ""]
+    data_cols = [c for c in bad.columns if not c.startswith("ok_")]
+    for (_, row), names in zip(bad[data_cols].iterrows(), reasons[reasons != ""], strict=True):
+        rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        out.append((row["date"], table, names, _describe(names),
+                    json.dumps(rec, default=_json_default, sort_keys=True), run_at))
+    for d, fails in day_failures.items():
+        for check, rows in fails.items():
+            for rec in rows:
+                out.append((d, table, check, _describe(check),
+                            json.dumps(rec, default=_json_default, sort_keys=True), run_at))
+    q = pd.DataFrame(out, columns=cols)
+    if len(q):
+        # identical duplicate rows share one quarantine record
+        q = q.drop_duplicates(["date", "table_name", "check", "row_json"])
+    return q
+
+
+def _replace_tables(target: str, new: pa.Table, dates: list[dt.date], tables: set[str],
+                    lake_root: str | None) -> None:
+    """Replace ``target`` rows of ``tables`` on ``dates``; rows of other tables are kept."""
+    spec = catalog.table(target)
+    try:
+        old = deltars.read_table(spec, dates[0], dates[-1], lake_root=lake_root)
+        keep = old.to_pandas()
+        keep = keep[keep["date"].isin(dates) & ~keep["table_name"].isin(tables)]
+        if len(keep):
+            new = pa.concat_tables([new, pa.Table.from_pandas(
+                keep, schema=spec.arrow_schema(), preserve_index=False)])
+    except deltars.TableNotFound:
+        pass
+    deltars.write_dates(new, spec, dates, lake_root=lake_root)
+
+
+def write_results(
+    results: Sequence[DayResult],
+    quarantine: Sequence[pd.DataFrame],
+    dates: Iterable[dt.date],
+    lake_root: str | None = None,
+    run_at: dt.datetime | None = None,
+) -> None:
+    """Store ``results`` in ``quality.validations`` and rows in ``quality.quarantine``.
+
+    Only the tables present in ``results`` are replaced for ``dates`` (one commit each).
+    """
+    dates = sorted(set(dates))
+    if not dates:
+        return
+    run_at = run_at or dt.datetime.now(dt.UTC)
+    tables = {r.table for r in results}
+    vspec = catalog.table("quality.validations")
+    vrows = pd.DataFrame(
+        [(r.date, r.table, r.success, r.rows, r.failed_rows,
+          json.dumps(r.failed_checks, sort_keys=True),
+          json.dumps(r.result, default=_json_default), run_at) for r in results],
+        columns=vspec.column_names,
+    )
+    _replace_tables("quality.validations", pa.Table.from_pandas(
+        vrows, schema=vspec.arrow_schema(), preserve_index=False), dates, tables, lake_root)
+    qspec = catalog.table("quality.quarantine")
+    q = [x for x in quarantine if len(x)]
+    qdf = pd.concat(q, ignore_index=True) if q else pd.DataFrame(columns=qspec.column_names)
+    qtable = pa.Table.from_pandas(qdf, schema=qspec.arrow_schema(), preserve_index=False)
+    _replace_tables("quality.quarantine", qtable, dates, tables, lake_root)
+
+
+def passed_dates(table: str, start: dt.date, end: dt.date,
+                 lake_root: str | None = None) -> set[dt.date]:
+    """Dates in ``[start, end]`` on which ``table`` passed the gate (from ``quality.validations``)."""
+    try:
+        v = deltars.read_table("quality.validations", start, end,
+                               columns=["date", "table_name", "success"], lake_root=lake_root)
+    except deltars.TableNotFound:
+        return set()
+    df = v.to_pandas()
+    return set(df.loc[(df["table_name"] == table) & df["success"], "date"])
