@@ -68,6 +68,13 @@ def test_api_adjusted_close_cross_check_finds_only_the_wrong_row():
     assert bad["date"].tolist() == [D[1]]
 
 
+def test_a_bad_adj_factor_is_blamed_on_its_own_day_only():
+    b = bars("13010", [1000, 1010, 1020, 1030, 1040], [1, 1, 0.5, 1, 1])  # no real split
+    b["AdjC"] = b["C"]  # the API knows there was none
+    bad = silver.adjustment_mismatches(silver.adjust_prices(b), b)
+    assert bad["date"].tolist() == [D[2]]
+
+
 @pytest.mark.parametrize(
     "day, time, expected",
     [

@@ -8,7 +8,7 @@ over from the previous silver row; ``adj_price = raw / cum``, ``adj_volume = raw
 A split on day T changes no row before T, so the price stored for a date never depends
 on a later corporate action and a daily run only appends. Returns and ratios equal
 those of the API's backward-adjusted ``Adj*`` columns; ``adjustment_mismatches`` checks
-that ``AdjC / adj_close`` is constant per code.
+that ``AdjC / adj_close`` is constant per code (and localises the row where it is not).
 
 Statements (``statements``) — ``date`` is the first trade date the disclosure may be used
 on: ``DiscDate`` when it is a trading day and ``DiscDate DiscTime`` is before that day's
@@ -75,25 +75,37 @@ def adjust_prices(bars: pd.DataFrame, prev_cum: Mapping[str, float] | None = Non
 def adjustment_mismatches(
     silver: pd.DataFrame, bronze: pd.DataFrame, abs_tol: float = 0.06, rel_tol: float = 1e-4
 ) -> pd.DataFrame:
-    """Rows whose API ``AdjC`` disagrees with our ``adj_close`` beyond rounding.
+    """Rows where the API's ``AdjC`` disagrees with our forward adjustment beyond rounding.
 
-    Over one fetch of the API, ``AdjC_t / adj_close_t`` equals the cumulative factor of
-    the API's latest day for every ``t`` of a code, so it must be constant per code. The
-    constant is estimated by the per-code median; a row fails when
-    ``|AdjC - k * adj_close| > abs_tol + rel_tol * AdjC`` (``Adj*`` are rounded to one
-    decimal). Returns ``date, Code, AdjC, expected_AdjC`` of failing traded rows.
+    Within one fetch of the API, ``AdjC_t / adj_close_t`` equals the cumulative factor of
+    the API's latest day for every ``t`` of a code: it must be constant per code. A step
+    in that ratio between consecutive traded rows of a code at ``t`` means ``AdjFactor_t``
+    and the API's own adjustment disagree; the row at ``t`` is reported, unless the step
+    only undoes the previous one (then ``t-1`` was the odd row, already reported). The
+    tolerance allows for ``Adj*`` rounded to one decimal:
+    ``|ratio_t / ratio_{t-1} - 1| <= abs_tol / AdjC_t + abs_tol / AdjC_{t-1} + rel_tol``.
+    Returns ``date, Code, AdjC, expected_AdjC`` of the reported rows.
     """
     m = bronze[["date", "Code", "AdjC"]].merge(
         silver[["date", "code", "adj_close"]].rename(columns={"code": "Code"}), on=["date", "Code"]
     )
-    m = m[m["AdjC"].notna() & m["adj_close"].notna() & (m["adj_close"] > 0)]
+    m = m[m["AdjC"].notna() & m["adj_close"].notna() & (m["adj_close"] > 0) & (m["AdjC"] > 0)]
+    m = m.sort_values(["Code", "date"], kind="stable").reset_index(drop=True)
     if m.empty:
         return m.assign(expected_AdjC=pd.Series(dtype=float))
     ratio = m["AdjC"] / m["adj_close"]
-    k = ratio.groupby(m["Code"]).transform("median")
-    expected = k * m["adj_close"]
-    bad = (m["AdjC"] - expected).abs() > abs_tol + rel_tol * m["AdjC"].abs()
-    return m.loc[bad, ["date", "Code", "AdjC"]].assign(expected_AdjC=expected[bad])
+    by = m["Code"]
+    prev_ratio = ratio.groupby(by).shift(1)
+    prev_adjc = m["AdjC"].groupby(by).shift(1)
+    tol = abs_tol / m["AdjC"] + abs_tol / prev_adjc + rel_tol
+    step = ratio / prev_ratio
+    is_step = ((step - 1).abs() > tol).fillna(False)
+    prev_step = step.groupby(by).shift(1)
+    prev_is_step = is_step.groupby(by).shift(1, fill_value=False).astype(bool)
+    undoes = prev_is_step & ((step * prev_step - 1).abs() <= 2 * tol).fillna(False)
+    bad = is_step & ~undoes
+    return m.loc[bad, ["date", "Code", "AdjC"]].assign(
+        expected_AdjC=(prev_ratio * m["adj_close"])[bad])
 
 
 def effective_date(

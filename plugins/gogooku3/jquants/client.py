@@ -228,18 +228,28 @@ class JQuantsClient:
         queries: Sequence[Mapping[str, Any]],
         *,
         progress: str | None = None,
-    ) -> list[list[Row]]:
+        return_errors: bool = False,
+    ) -> list[list[Row] | JQuantsError]:
         """Fan out one ``get`` per query with the client's concurrency; results in query order.
 
-        The first non-retryable error cancels the rest and is raised. ``progress`` (a
-        description) shows a rich progress bar with requests done and rows/s.
+        By default the first error cancels the rest and is raised. With ``return_errors``,
+        a query that exhausted its retries or got a malformed page yields its
+        ``JQuantsError`` in place of rows; auth and request errors (which no other query
+        would escape) still raise. ``progress`` (a description) shows a rich progress bar
+        with queries done, rows and rows/s.
         """
         if not queries:
             return []
         with _Progress(progress, len(queries)) as bar:
 
-            async def one(q: Mapping[str, Any]) -> list[Row]:
-                rows = await self.get(path, q, on_rows=bar.rows)
+            async def one(q: Mapping[str, Any]) -> list[Row] | JQuantsError:
+                try:
+                    rows = await self.get(path, q, on_rows=bar.rows)
+                except (JQuantsRetryExhausted, JQuantsProtocolError) as exc:
+                    if not return_errors:
+                        raise
+                    log.warning("%s", exc)
+                    rows = exc
                 bar.done()
                 return rows
 

@@ -88,8 +88,10 @@ def _key_checks(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
 
 def _common_expectations(df: pd.DataFrame, key: list[str], numeric: list[str]) -> list:
     gxe = _gx()
+    unique = (gxe.ExpectCompoundColumnsToBeUnique(column_list=key) if len(key) > 1
+              else gxe.ExpectColumnValuesToBeUnique(column=key[0]))
     exps = [
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=key),
+        unique,
         *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in key],
         *[gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=["float64", "float32"])
           for c in numeric],
