@@ -249,16 +249,9 @@ def process_chunk(
     summary: IngestSummary,
     lake_root: str | None,
 ) -> None:
-    """Bronze writes, the gate, silver for passing dates, then the validation ledger."""
+    """The gate, bronze writes, silver for passing dates, then the validation ledger."""
     names = {e.name for e in eps}
-    # 1. bronze: replace exactly the dates that were fetched successfully
-    for ep in eps:
-        t, owned = fetched.tables[ep.name], fetched.owned[ep.name]
-        if owned:
-            bz.write_bronze(t, ep, owned, lake_root=lake_root)
-            summary.add_rows(ep.table, t.num_rows)
-
-    # 2. silver prices are computed before the gate: the AdjC cross-check needs them
+    # 1. silver prices are computed before the gate: the AdjC cross-check needs them
     prev_cum, prev_close = _previous_silver(days, cal, lake_root)
     prices = None
     ctx = SuiteContext(prev_close=prev_close)
@@ -271,7 +264,7 @@ def process_chunk(
             m = fetched.tables["master"].to_pandas()
             ctx.universe = m.groupby("date")["Code"].agg(set).to_dict()
 
-    # 3. the gate, per table over the chunk
+    # 2. the gate, per table over the chunk (before bronze: keys must be unique there)
     results: list[qg.DayResult] = []
     quarantine: list[pd.DataFrame] = []
     blocked: dict[dt.date, list[str]] = {}
@@ -292,6 +285,19 @@ def process_chunk(
                 report.raise_for(d)
             except qg.QualityGateFailed as exc:
                 blocked.setdefault(_owner(d, cal), []).append(str(exc))
+        # 3. bronze keeps failing dates too (as received), except those whose keys are
+        #    not unique/non-null: the table cannot hold them, their rows are in quarantine
+        unkeyed = {d for d in report.failed
+                   if {"unique_key", "not_null_key"} & set(report.days[d].failed_checks)}
+        keep = [d for d in owned if d not in unkeyed]
+        if keep:
+            t = fetched.tables[ep.name]
+            if unkeyed:
+                import pyarrow.compute as pc
+
+                t = t.filter(pc.is_in(t.column("date"), pa.array(keep, pa.date32())))
+            bz.write_bronze(t, ep, keep, lake_root=lake_root)
+            summary.add_rows(ep.table, t.num_rows)
     publish = [d for d in days if d not in blocked]
 
     # 4. silver for passing dates only
