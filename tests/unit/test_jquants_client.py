@@ -206,3 +206,38 @@ def test_requests_per_minute_paces_starts():
 def test_parse_retry_after(value, expected):
     now = email.utils.parsedate_to_datetime("Wed, 21 Oct 2015 07:28:00 GMT").timestamp()
     assert parse_retry_after(value, now=now) == expected
+
+
+def test_a_429_storm_still_ends_with_every_row_exactly_once():
+    import random
+
+    rng = random.Random(3)
+    pages = 4  # each date answers 4 pages of 5 rows
+
+    async def handler(request):
+        roll = rng.random()
+        if roll < 0.3:
+            return web.json_response({"message": "Rate limit exceeded"}, status=429,
+                                     headers={"Retry-After": "0"})
+        if roll < 0.35:
+            return web.Response(status=502)
+        if roll < 0.4:
+            request.transport.close()
+            return web.Response(status=200)
+        day = request.query["date"]
+        page = int(request.query.get("pagination_key", "p0")[1:])
+        body = {"data": [{"Date": day, "Code": f"{page}{j}"} for j in range(5)]}
+        if page + 1 < pages:
+            body["pagination_key"] = f"p{page + 1}"
+        return web.json_response(body)
+
+    async def call(base):
+        retry = RetryPolicy(max_attempts=40, base_delay_s=0.001, max_delay_s=0.01)
+        async with JQuantsClient(base, KEY, max_concurrent=20, retry=retry) as c:
+            out = await c.get_many("/equities/bars/daily", [{"date": f"d{i}"} for i in range(50)])
+            return out, c.stats
+
+    out, stats = serve(handler, call)
+    keys = [(r["Date"], r["Code"]) for rows in out for r in rows]
+    assert len(keys) == len(set(keys)) == 50 * pages * 5
+    assert stats.retries > 50 and stats.statuses.get(429, 0) > 30
