@@ -5,9 +5,10 @@ Public entry points (Airflow tasks and ``make demo`` call these):
 * ``ingest_range(start, end, source="api"|"files", path=None, endpoints=None,
   lake_root=None, ...) -> IngestSummary`` — the whole pipeline for a range.
 * ``ingest_day(day, ...)`` — the daily increment (one trade date, all codes).
-* Per-stage functions for separate DAG tasks: ``fetch_bronze(days, ...)`` (API/files ->
-  bronze), ``gate_days(days, ...)`` (bronze -> quality tables, returns passing dates),
-  ``build_silver(days, ...)`` (bronze of passing dates -> silver).
+* Stages, for callers that split the work: ``fetch_api``/``fetch_files`` (source ->
+  ``Fetched`` bronze tables in memory), ``process_chunk`` (gate -> bronze -> silver ->
+  ledger for those dates), ``build_master_asof`` (whole-table rebuild), and
+  ``gogooku3.quality.gate.passed_dates`` (which dates may be consumed downstream).
 
 Guarantees:
 
