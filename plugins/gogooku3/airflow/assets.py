@@ -1,0 +1,34 @@
+"""Airflow Assets for lake tables: one per catalogued table, named like the table.
+
+Ingestion tasks emit events on the bronze/silver assets with ``extra={"trade_date": ...}``;
+the feature DAG is scheduled on the silver assets and reads the trade dates from those
+events. Training and serving DAGs will schedule on the gold assets the same way.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+SILVER_TABLES = (
+    "silver.equities_prices_daily",
+    "silver.indices_topix_daily",
+    "silver.fins_statements",
+    "silver.investor_flows",
+    "silver.margin_interest",
+    "silver.equities_master_asof",
+)
+GOLD_TABLES = ("gold.features", "gold.labels", "gold.peer_graph")
+
+
+def lake_asset(table: str) -> Asset:
+    """The Asset of lake table ``layer.name`` (URI ``gogooku3://lake/<layer>/<name>``)."""
+    layer, name = table.split(".", 1)
+    return Asset(name=table, uri=f"gogooku3://lake/{layer}/{name}", group=layer)
+
+
+def silver_assets() -> list[Asset]:
+    return [lake_asset(t) for t in SILVER_TABLES]
+
+
+def gold_assets() -> list[Asset]:
+    return [lake_asset(t) for t in GOLD_TABLES]
