@@ -467,7 +467,9 @@ async def _ingest_range(start, end, *, source, path, endpoints, lake_root, clien
         if client is not None:
             summary.requests = client.stats.requests
             summary.retries = client.stats.retries
-        if own_client and client is not None:
+        if client is not None:
+            # the session belongs to this run's event loop (asyncio.run): close it here;
+            # a caller's client reopens a fresh session on its next use
             await client.close()
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -40,6 +40,7 @@ from gogooku3.market.sim import SimulatedMarket
 
 log = logging.getLogger(__name__)
 
+STATS = web.AppKey("stats", object)
 BAD_ROW_KINDS = ("negative_price", "high_below_low", "duplicate", "missing_day", "bad_adjfactor")
 
 
@@ -277,7 +278,7 @@ def create_app(
     page_size: int = 5000,
     bad_rows: BadRows | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``app["stats"]`` is the live ``ServerStats``."""
+    """The aiohttp application; ``app[STATS]`` is the live ``ServerStats``."""
     faults = faults or FaultConfig()
     api = MarketAPI(market, bad_rows)
     stats = ServerStats()
@@ -348,7 +349,7 @@ def create_app(
         return web.json_response(stats.as_dict())
 
     app = web.Application()
-    app["stats"] = stats
+    app[STATS] = stats
     app.router.add_get("/v2/_sim/stats", stats_handler)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -280,6 +280,8 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
         open_ = round_to_tick(np.clip(base * np.exp(0.4 * r[t] + 0.3 * vol * gap_z[t]), lo_lim, up_lim))
         high = round_to_tick(np.minimum(np.maximum(open_, close) * np.exp(0.5 * vol * wick[t, 0]), up_lim))
         low = round_to_tick(np.maximum(np.minimum(open_, close) * np.exp(-0.5 * vol * wick[t, 1]), lo_lim))
+        # limit prices need not sit on the tick grid: rounding must not cross them
+        close, open_, high, low = (np.clip(x, lo_lim, up_lim) for x in (close, open_, high, low))
         high = np.maximum(high, np.maximum(open_, close))
         low = np.minimum(low, np.minimum(open_, close))
         traded = ~no_trade[t]
@@ -437,7 +439,12 @@ def _fins_frame(events, time_k, surprise, days, codes, listed, C, rng) -> pd.Dat
             "ShOutFY": _fmt(shares),
         })
     del T
-    return pd.DataFrame(rows).sort_values(["DiscDate", "Code"], kind="stable").reset_index(drop=True)
+    from jquantsapi.constants import FIN_SUMMARY_COLUMNS_V2
+
+    # the API sends every column; fields the simulation does not model are "" (as for
+    # items a company does not disclose)
+    out = pd.DataFrame(rows).reindex(columns=FIN_SUMMARY_COLUMNS_V2, fill_value="")
+    return out.sort_values(["DiscDate", "Code"], kind="stable").reset_index(drop=True)
 
 
 def _next_trading(days: list[dt.date], after: dt.date, n: int) -> dt.date | None:
@@ -497,4 +504,7 @@ def _margin_frame(days, codes, listed, vo, rng) -> pd.DataFrame:
                 "ShrtNegVol": round(shrt[i] * 0.3), "LongNegVol": round(long_[i] * 0.2),
                 "ShrtStdVol": round(shrt[i] * 0.7), "LongStdVol": round(long_[i] * 0.8),
             })
-    return pd.DataFrame(rows)
+    from jquantsapi.constants import MKT_MARGIN_INTEREST_COLUMNS_V2
+
+    # value (*Val) columns are null before the 2026-09 daily-margin spec change
+    return pd.DataFrame(rows).reindex(columns=MKT_MARGIN_INTEREST_COLUMNS_V2)
