@@ -342,15 +342,19 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
 
     sec_now = np.where(tt[:, None] >= sector_change_day[ii][:, None], new_sector[ii][:, None],
                        sector[ii][:, None])[:, 0]
+    s33 = np.array([x[0] for x in SECTOR33])
+    s33_name = np.array([x[1] for x in SECTOR33])
+    s17 = np.array([x[2] for x in SECTOR33])
+    s17_name = np.array([SECTOR17_NAMES[x] for x in s17])
+    name_ja = np.array([f"シム{c}" for c in codes])
+    name_en = np.array([f"SIM {c} CO.,LTD." for c in codes])
     master = pd.DataFrame({
         "Date": pd.to_datetime(date_arr[tt]).strftime("%Y-%m-%d"),
         "Code": code_arr[ii],
-        "CoName": [f"シム{c}" for c in code_arr[ii]],
-        "CoNameEn": [f"SIM {c} CO.,LTD." for c in code_arr[ii]],
-        "S17": [SECTOR33[s][2] for s in sec_now],
-        "S17Nm": [SECTOR17_NAMES[SECTOR33[s][2]] for s in sec_now],
-        "S33": [SECTOR33[s][0] for s in sec_now],
-        "S33Nm": [SECTOR33[s][1] for s in sec_now],
+        "CoName": name_ja[ii],
+        "CoNameEn": name_en[ii],
+        "S17": s17[sec_now], "S17Nm": s17_name[sec_now],
+        "S33": s33[sec_now], "S33Nm": s33_name[sec_now],
         "ScaleCat": np.array(SCALE_CATS)[scale[ii]],
         "Mkt": np.array([m for m, _ in MARKETS])[market_seg[ii]],
         "MktNm": np.array([n for _, n in MARKETS])[market_seg[ii]],
@@ -485,26 +489,27 @@ def _investor_frame(days, mkt, rng) -> pd.DataFrame:
 
 def _margin_frame(days, codes, listed, vo, rng) -> pd.DataFrame:
     """Weekly margin interest as of each Friday's trade date, published 2 trade dates later."""
-    rows = []
+    from jquantsapi.constants import MKT_MARGIN_INTEREST_COLUMNS_V2
+
     fridays = [t for t in range(len(days)) if t + 1 == len(days) or
                days[t + 1] - days[t] > dt.timedelta(days=1) and days[t].weekday() >= 3]
     N = len(codes)
+    code_arr = np.array(codes)
+    parts = []
     for t in fridays:
         pub = _next_trading(days, days[t], 2)
         if pub is None:
             continue
         live = np.flatnonzero(listed[t])
-        avg = np.nanmean(vo[max(0, t - 4): t + 1], axis=0)
-        shrt = np.round(np.nan_to_num(avg) * rng.uniform(0.2, 1.5, N) / 100) * 100
-        long_ = np.round(np.nan_to_num(avg) * rng.uniform(1.0, 6.0, N) / 100) * 100
-        for i in live:
-            rows.append({
-                "PubDate": pub.isoformat(), "Date": days[t].isoformat(), "Code": codes[i],
-                "IssType": "2", "ShrtVol": shrt[i], "LongVol": long_[i],
-                "ShrtNegVol": round(shrt[i] * 0.3), "LongNegVol": round(long_[i] * 0.2),
-                "ShrtStdVol": round(shrt[i] * 0.7), "LongStdVol": round(long_[i] * 0.8),
-            })
-    from jquantsapi.constants import MKT_MARGIN_INTEREST_COLUMNS_V2
-
+        avg = np.nan_to_num(np.nanmean(vo[max(0, t - 4): t + 1], axis=0))
+        shrt = (np.round(avg * rng.uniform(0.2, 1.5, N) / 100) * 100)[live]
+        long_ = (np.round(avg * rng.uniform(1.0, 6.0, N) / 100) * 100)[live]
+        parts.append(pd.DataFrame({
+            "PubDate": pub.isoformat(), "Date": days[t].isoformat(), "Code": code_arr[live],
+            "IssType": "2", "ShrtVol": shrt, "LongVol": long_,
+            "ShrtNegVol": np.round(shrt * 0.3), "LongNegVol": np.round(long_ * 0.2),
+            "ShrtStdVol": np.round(shrt * 0.7), "LongStdVol": np.round(long_ * 0.8),
+        }))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     # value (*Val) columns are null before the 2026-09 daily-margin spec change
-    return pd.DataFrame(rows).reindex(columns=MKT_MARGIN_INTEREST_COLUMNS_V2)
+    return frame.reindex(columns=MKT_MARGIN_INTEREST_COLUMNS_V2)
