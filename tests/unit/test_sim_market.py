@@ -91,3 +91,19 @@ def test_oracle_is_positive_and_reversal_recovers_part_of_it(market):
         lambda g: g["factor"].rank().corr(g["fwd"].rank()), include_groups=False)
     reversal_ic = ics.mean()
     assert 0.0 < reversal_ic < market.oracle[1]
+
+
+def test_export_writes_jquants_shaped_files_the_ingestion_reads(market, tmp_path):
+    from jquantsapi import constants as c
+
+    from gogooku3.ingest import bronze
+    from gogooku3.jquants.endpoints import endpoint
+    from gogooku3.market.export import export_market
+
+    paths = {p.name for p in export_market(market, tmp_path, "csv")}
+    assert {"equities_bars_daily.csv", "fins_summary.csv", "oracle.json"} <= paths
+    bars = pd.read_csv(tmp_path / "equities_bars_daily.csv", dtype={"Code": str, "UL": str})
+    assert list(bars.columns) == c.EQ_BARS_DAILY_COLUMNS_V2[:16] and len(bars) == len(market.bars)
+    typed = bronze.read_file(tmp_path / "equities_bars_daily.csv", endpoint("bars_daily"))
+    assert typed.num_rows == len(market.bars)
+    assert set(typed.column("Code").to_pylist()) == set(market.bars["Code"])
