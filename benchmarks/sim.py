@@ -43,7 +43,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         serve = statistics.median(times)
     t = time.perf_counter()
-    naive = market.bars[market.bars["Date"] == day.isoformat()].to_dict("records")
+    market.bars[market.bars["Date"] == day.isoformat()].to_dict("records")
     ref = time.perf_counter() - t
     print(f"market: {args.stocks} stocks x {len(market.days)} trading days = {len(market.bars):,} bar rows")
     print(f"{'measure':44s} {'seconds':>9s} {'goal':>6s} {'goal/actual':>12s}")
@@ -52,7 +52,7 @@ def main() -> None:
           f"{0.5 / serve:11.1f}x")
     print(f"{'reference: in-process filter+to_dict (no HTTP)':44s} {ref:9.3f} {'':6s} "
           f"{'serve/ref %.1f' % (serve / ref):>12s}")
-    print(f"oracle RankIC by horizon: " + ", ".join(f"{h}d {v:.3f}" for h, v in market.oracle.items()))
+    print("oracle RankIC by horizon: " + ", ".join(f"{h}d {v:.3f}" for h, v in market.oracle.items()))
 
 
 if __name__ == "__main__":
