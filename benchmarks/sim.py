@@ -48,8 +48,8 @@ def main() -> None:
     print(f"market: {args.stocks} stocks x {len(market.days)} trading days = {len(market.bars):,} bar rows")
     print(f"{'measure':44s} {'seconds':>9s} {'goal':>6s} {'goal/actual':>12s}")
     print(f"{'generate market':44s} {gen:9.2f} {60:6.1f} {60 / gen:11.1f}x")
-    print(f"{'serve one date of bars (%d rows, HTTP+JSON)' % len(rows):44s} {serve:9.3f} {0.5:6.1f} "
-          f"{0.5 / serve:11.1f}x")
+    label = f"serve one date of bars ({len(rows)} rows, HTTP+JSON)"
+    print(f"{label:44s} {serve:9.3f} {0.5:6.1f} {0.5 / serve:11.1f}x")
     print(f"{'reference: in-process filter+to_dict (no HTTP)':44s} {ref:9.3f} {'':6s} "
           f"{'serve/ref %.1f' % (serve / ref):>12s}")
     print("oracle RankIC by horizon: " + ", ".join(f"{h}d {v:.3f}" for h, v in market.oracle.items()))
