@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from aiohttp import web
 
-from gogooku3.market.calendar import holdiv_rows
+from gogooku3.market.calendar import CalendarError, holdiv_rows, parse_date
 from gogooku3.market.sim import SimulatedMarket
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,19 @@ class BadRequest(Exception):
 def _parse_day(value: str | None, name: str) -> dt.date | None:
     if value is None or value == "":
         return None
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return dt.datetime.strptime(value, fmt).date()
-        except ValueError:
-            pass
-    raise BadRequest(f"'{name}' must be YYYYMMDD or YYYY-MM-DD, got {value!r}")
+    try:
+        return parse_date(value, f"'{name}'")
+    except CalendarError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _between(df: pd.DataFrame, col: str, lo: dt.date | None, hi: dt.date | None) -> pd.DataFrame:
+    """Rows with ``lo <= df[col] <= hi`` (ISO date strings compare in date order)."""
+    if lo:
+        df = df[df[col] >= lo.isoformat()]
+    if hi:
+        df = df[df[col] <= hi.isoformat()]
+    return df
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -141,12 +148,7 @@ class MarketAPI:
             if code:
                 out = self._match_code(out, code)
             return self._corrupt(day, out)
-        out = self._match_code(self.m.bars, code)
-        if lo:
-            out = out[out["Date"] >= lo.isoformat()]
-        if hi:
-            out = out[out["Date"] <= hi.isoformat()]
-        return out
+        return _between(self._match_code(self.m.bars, code), "Date", lo, hi)
 
     def _corrupt(self, day: dt.date, df: pd.DataFrame) -> pd.DataFrame:
         kind = self.bad.by_date.get(day)
@@ -180,13 +182,7 @@ class MarketAPI:
         return self._match_code(out, code) if code else out
 
     def topix(self, q) -> pd.DataFrame:
-        lo, hi = self._range(q)
-        out = self.m.topix
-        if lo:
-            out = out[out["Date"] >= lo.isoformat()]
-        if hi:
-            out = out[out["Date"] <= hi.isoformat()]
-        return out
+        return _between(self.m.topix, "Date", *self._range(q))
 
     def calendar(self, q) -> pd.DataFrame:
         lo, hi = self._range(q)
@@ -217,11 +213,7 @@ class MarketAPI:
         section = q.get("section")
         if section:
             out = out[out["Section"] == section]
-        if lo:
-            out = out[out["PubDate"] >= lo.isoformat()]
-        if hi:
-            out = out[out["PubDate"] <= hi.isoformat()]
-        return out
+        return _between(out, "PubDate", lo, hi)
 
     def margin_interest(self, q) -> pd.DataFrame:
         code, day = self._code(q), _parse_day(q.get("date"), "date")
@@ -236,11 +228,7 @@ class MarketAPI:
             out = out[out["PubDate"] == pub.isoformat()]
         if code:
             out = self._match_code(out, code)
-        if lo:
-            out = out[out["Date"] >= lo.isoformat()]
-        if hi:
-            out = out[out["Date"] <= hi.isoformat()]
-        return out
+        return _between(out, "Date", lo, hi)
 
 
 ROUTES = {
