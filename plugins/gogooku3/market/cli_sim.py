@@ -25,17 +25,37 @@ def _market(args):
     return simulate_market(cfg)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from gogooku3.market.server import BadRows, FaultConfig, run_server
+def _bad_rows(specs: list[str]):
+    """``["2024-11-06:negative_price", ...]`` → ``BadRows`` (raises ``SystemExit`` on junk)."""
+    from gogooku3.market.calendar import CalendarError, parse_date
+    from gogooku3.market.server import BadRows
 
+    by_date = {}
+    for spec in specs:
+        day, _, kind = spec.partition(":")
+        try:
+            by_date[parse_date(day, "--bad-row")] = kind
+        except CalendarError as exc:
+            raise SystemExit(f"--bad-row {spec!r}: {exc}") from None
+    try:
+        return BadRows(by_date)
+    except ValueError as exc:
+        raise SystemExit(f"--bad-row: {exc}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gogooku3.market.server import FaultConfig, run_server
+
+    bad_rows = _bad_rows(args.bad_row)
     market = _market(args)
-    faults = FaultConfig(rate_limit_per_s=args.rate_limit, error_rate=args.error_rate,
-                         drop_rate=args.drop_rate, latency_ms=args.latency_ms, seed=args.seed)
+    faults = FaultConfig(rate_limit_per_s=args.rate_limit, retry_after_s=args.retry_after,
+                         error_rate=args.error_rate, drop_rate=args.drop_rate,
+                         latency_ms=args.latency_ms, seed=args.seed)
     print(f"simulated J-Quants v2: http://{args.host}:{args.port}/v2 "
           f"({args.stocks} stocks, {market.days[0]}..{market.days[-1]}, seed {args.seed}); "
           "Ctrl-C stops", flush=True)
     run_server(market, args.api_key, args.host, args.port, faults=faults,
-               page_size=args.page_size, bad_rows=BadRows())
+               page_size=args.page_size, bad_rows=bad_rows)
     return 0
 
 
@@ -59,6 +79,10 @@ def add_commands(sub) -> None:
     serve.add_argument("--error-rate", type=float, default=0.0)
     serve.add_argument("--drop-rate", type=float, default=0.0)
     serve.add_argument("--rate-limit", type=float, default=None, help="requests/s before 429")
+    serve.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on 429")
+    serve.add_argument("--bad-row", action="append", default=[], metavar="DATE:KIND",
+                       help="plant bad bars on DATE (negative_price, high_below_low, duplicate, "
+                            "missing_day, bad_adjfactor); repeatable")
     serve.set_defaults(func=_serve)
 
     sim = sub.add_parser("sim", help="simulated market tools").add_subparsers(
