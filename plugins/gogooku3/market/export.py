@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from gogooku3.market.calendar import holdiv_rows
 from gogooku3.market.sim import SimulatedMarket
 
 
@@ -32,7 +31,7 @@ def market_frames(market: SimulatedMarket) -> dict[str, pd.DataFrame]:
         "equities_master": market.master,
         "equities_bars_daily": market.bars,
         "indices_topix": market.topix,
-        "markets_calendar": pd.DataFrame(holdiv_rows(market.days[0], market.days[-1])),
+        "markets_calendar": pd.DataFrame(market.calendar_rows(market.days[0], market.days[-1])),
         "fins_summary": market.fins,
         "investor_types": market.investor_types,
         "margin_interest": market.margin,

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from aiohttp import web
 
-from gogooku3.market.calendar import CalendarError, holdiv_rows, parse_date
+from gogooku3.market.calendar import CalendarError, parse_date
 from gogooku3.market.sim import SimulatedMarket
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class MarketAPI:
         lo, hi = self._range(q)
         lo = lo or self.m.days[0]
         hi = hi or self.m.days[-1]
-        rows = pd.DataFrame(holdiv_rows(lo, hi))
+        rows = pd.DataFrame(self.m.calendar_rows(lo, hi))
         hol = q.get("hol_div")
         if hol is not None:
             if hol not in {"0", "1", "2", "3"}:

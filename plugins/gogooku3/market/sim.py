@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gogooku3.market.calendar import offline_trading_days
+from gogooku3.market.calendar import holdiv_rows, offline_trading_days
 from gogooku3.market.sim_fundamentals import (
     draw_disclosures,
     fins_frame,
@@ -60,7 +60,9 @@ __all__ = ["HORIZONS", "MarketConfig", "PlantedComponents", "PlantedSignal", "SE
 log = logging.getLogger(__name__)
 
 HORIZONS = (1, 2, 3, 5, 10)
-OUTAGE_DAYS = (dt.date(2020, 10, 1),)  # arrowhead failure: no stock traded all day
+# arrowhead failure: a business day (J-Quants HolDiv "1") on which no stock traded. The
+# offline XTKS calendar marks it closed; the simulation keeps it as a day of null rows.
+OUTAGE_DAYS = (dt.date(2020, 10, 1),)
 _WARMUP = 30  # days skipped by the oracle (momentum needs 21)
 
 
@@ -99,7 +101,8 @@ class PlantedComponents:
     """The planted signal, aligned to the date its information is known.
 
     Arrays are ``[T days, N codes]`` float32 in ``market.days`` x ``codes`` order; row ``t``
-    is the expected return from the close of ``days[t]`` to the next close. A perfect model
+    is the expected return from the close of ``days[t]`` to the next close (the last row is
+    zero: no return after the last day is simulated). A perfect model
     predicts ``total()``. ``effective`` is a frame of statements (``Code``, ``DiscDate``,
     ``DiscTime``, ``EffDate``): from ``EffDate`` on, the earnings drift is in the signal.
     """
@@ -155,6 +158,13 @@ class SimulatedMarket:
     def codes(self) -> list[str]:
         return sorted(self.clusters)
 
+    def calendar_rows(self, lo: dt.date, hi: dt.date) -> list[dict[str, str]]:
+        """``/markets/calendar`` rows for ``[lo, hi]``: the offline JPX calendar, with the
+        simulated trading days (outage days included) as business days ("1")."""
+        trading = {d.isoformat() for d in self.days}
+        return [{"Date": r["Date"], "HolDiv": "1" if r["Date"] in trading else r["HolDiv"]}
+                for r in holdiv_rows(lo, hi)]
+
 
 def daily_rank_ic(signal: np.ndarray, fwd: np.ndarray, min_names: int = 10) -> np.ndarray:
     """Per-row Spearman correlation (average ranks for ties) of ``[T, N]`` arrays over the
@@ -182,7 +192,8 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
 
     Raises ``SimError`` for fewer than 30 trading days or no stocks.
     """
-    days = offline_trading_days(cfg.start, cfg.end)
+    days = sorted(set(offline_trading_days(cfg.start, cfg.end))
+                  | {d for d in OUTAGE_DAYS if cfg.start <= d <= cfg.end})
     if len(days) < _WARMUP or cfg.stocks < 1:
         raise SimError(f"simulation needs >= {_WARMUP} trading days and >= 1 stock, got "
                        f"{len(days)} days in {cfg.start}..{cfg.end} and {cfg.stocks} stocks")
