@@ -1,6 +1,7 @@
 """The J-Quants-compatible server: the official client reads it; protocol and faults."""
 
 import datetime as dt
+import time
 
 import aiohttp
 import pandas as pd
@@ -136,3 +137,104 @@ def test_wrong_key_fails_at_once_without_retry(market):
             asyncio.run(_fetch_all(url, ["2024-11-05"], {}))
         assert app[STATS].requests == 1
     assert isinstance(aiohttp.__version__, str)
+
+
+def _iso(col: pd.Series) -> list[str]:
+    return [str(v)[:10] for v in col]
+
+
+def test_official_client_values_match_the_simulator(official, market):
+    topix = official.get_idx_bars_daily_topix(from_yyyymmdd="20241001", to_yyyymmdd="20241031")
+    want = market.topix[market.topix["Date"].between("2024-10-01", "2024-10-31")]
+    assert _iso(topix["Date"]) == list(want["Date"])
+    assert topix["C"].astype(float).tolist() == want["C"].tolist()
+
+    master = official.get_eq_master(date="2024-10-15").set_index("Code").sort_index()
+    snap = market.master[market.master["Date"] == "2024-10-15"].set_index("Code").sort_index()
+    for col in ("CoName", "S17", "S33Nm", "MktNm", "ScaleCat"):
+        assert master[col].tolist() == snap[col].tolist()
+
+    day = market.fins["DiscDate"].iloc[len(market.fins) // 2]
+    fins = official.get_fin_summary(date_yyyymmdd=day.replace("-", ""))
+    sim = market.fins[market.fins["DiscDate"] == day]
+    assert sorted(fins["Code"]) == sorted(sim["Code"])
+    got = fins.set_index("Code")["EPS"].sort_index().astype(str).tolist()
+    assert got == sim.set_index("Code")["EPS"].sort_index().tolist()
+
+    code = market.margin["Code"].iloc[0]
+    margin = official.get_mkt_margin_interest(code=code)
+    sim_m = market.margin[market.margin["Code"] == code]
+    assert margin["LongVol"].astype(float).tolist() == sim_m["LongVol"].tolist()
+
+    inv = official.get_eq_investor_types(section="TSEPrime", from_yyyymmdd="20240901",
+                                         to_yyyymmdd="20241231")
+    sim_i = market.investor_types[(market.investor_types["Section"] == "TSEPrime")
+                                  & market.investor_types["PubDate"].between("2024-09-01", "2024-12-31")]
+    assert inv["FrgnBal"].astype(float).tolist() == sim_i["FrgnBal"].astype(float).tolist()
+
+
+def test_dates_in_both_formats_and_four_char_codes(server, market):
+    url, _ = server
+    h = {"x-api-key": KEY}
+    code5 = market.bars_for_date(dt.date(2024, 11, 5))["Code"].iloc[3]
+
+    def rows(**params):
+        out, params = [], dict(params)
+        while True:
+            page = requests.get(f"{url}/equities/bars/daily", params=params, headers=h).json()
+            out += page["data"]
+            if "pagination_key" not in page:
+                return out
+            params["pagination_key"] = page["pagination_key"]
+
+    a = rows(code=code5, **{"from": "20241001", "to": "20241031"})
+    b = rows(code=code5, **{"from": "2024-10-01", "to": "2024-10-31"})
+    from gogooku3.market.calendar import TradingCalendar
+
+    october = TradingCalendar().trading_days(dt.date(2024, 10, 1), dt.date(2024, 10, 31))
+    assert a == b and [r["Date"] for r in a] == [d.isoformat() for d in october]  # no 10-14
+    if code5.endswith("0"):
+        assert rows(code=code5[:4], date="20241105") == rows(code=code5, date="2024-11-05")
+    assert all(r["UL"] in ("0", "1") for r in rows(date="20241105"))
+
+
+def test_master_as_of_date_lists_only_codes_listed_that_day(server, market):
+    url, _ = server
+    h = {"x-api-key": KEY}
+    for day in (market.days[0], market.days[-1]):
+        data, params = [], {"date": day.isoformat()}
+        while True:
+            page = requests.get(f"{url}/equities/master", params=params, headers=h).json()
+            data += page["data"]
+            if "pagination_key" not in page:
+                break
+            params["pagination_key"] = page["pagination_key"]
+        assert {r["Code"] for r in data} == set(market.bars_for_date(day)["Code"])
+
+
+def test_server_errors_drops_and_latency_are_injected(market):
+    h = {"x-api-key": KEY}
+    with serve_in_thread(market, KEY, faults=FaultConfig(error_rate=1.0, seed=1)) as (url, _):
+        codes = {requests.get(f"{url}/markets/calendar", headers=h).status_code for _ in range(8)}
+        assert codes <= {500, 503} and codes
+        assert "message" in requests.get(f"{url}/markets/calendar", headers=h).json()
+    with serve_in_thread(market, KEY, faults=FaultConfig(drop_rate=1.0)) as (url, _):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"{url}/markets/calendar", headers=h)
+    with serve_in_thread(market, KEY, faults=FaultConfig(latency_ms=150)) as (url, _):
+        t0 = time.perf_counter()
+        assert requests.get(f"{url}/markets/calendar", headers=h).status_code == 200
+        assert time.perf_counter() - t0 >= 0.15
+
+
+def test_stats_endpoint_counts_concurrent_requests(market):
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = {"x-api-key": KEY}
+    with serve_in_thread(market, KEY, faults=FaultConfig(latency_ms=200)) as (url, _):
+        with ThreadPoolExecutor(6) as pool:
+            done = list(pool.map(lambda _: requests.get(f"{url}/markets/calendar", headers=h), range(6)))
+        stats = requests.get(f"{url}/_sim/stats").json()
+    assert all(r.status_code == 200 for r in done)
+    assert stats["requests"] == 6 and stats["in_flight"] == 0
+    assert 2 <= stats["peak_in_flight"] <= 6 and stats["by_status"] == {"200": 6}
