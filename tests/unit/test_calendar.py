@@ -8,6 +8,7 @@ from gogooku3.cli import main
 from gogooku3.market.calendar import (
     CalendarError,
     TradingCalendar,
+    offline_trading_days,
     parse_date,
     session_close,
     to_trade_date,
@@ -104,3 +105,11 @@ def test_parse_date_accepts_both_jquants_forms_and_names_bad_input():
 def test_calendar_cli_prints_iso_trading_days(capsys):
     assert main(["calendar", "--from", "2026-11-20", "--to", "2026-11-25", "--offline"]) == 0
     assert capsys.readouterr().out.split() == ["2026-11-20", "2026-11-24", "2026-11-25"]
+
+
+def test_offline_calendar_keeps_the_2020_outage_as_a_business_day():
+    """J-Quants serves 2020-10-01 (arrowhead failure) as HolDiv "1" with null bars;
+    the offline fallback must agree, or ingestion would skip a day the API has."""
+    days = offline_trading_days(dt.date(2020, 9, 30), dt.date(2020, 10, 2))
+    assert dt.date(2020, 10, 1) in days
+    assert TradingCalendar().shift(dt.date(2020, 9, 30), 1) == dt.date(2020, 10, 1)

@@ -57,6 +57,11 @@ def session_close(day: dt.date) -> dt.datetime:
     return pendulum.datetime(day.year, day.month, day.day, hour, minute, tz=TOKYO)
 
 
+#: Days the exchange's system failed: J-Quants keeps them as business days
+#: (HolDiv "1") with null OHLC for every stock; XTKS calendars mark them closed.
+OUTAGE_DAYS = (dt.date(2020, 10, 1),)
+
+
 @lru_cache(maxsize=1)
 def _offline_sessions() -> tuple[dt.date, ...]:
     import exchange_calendars as xc
@@ -64,11 +69,15 @@ def _offline_sessions() -> tuple[dt.date, ...]:
     cal = xc.get_calendar(
         "XTKS", start=_OFFLINE_START.isoformat(), end=_OFFLINE_END.isoformat()
     )
-    return tuple(ts.date() for ts in cal.sessions)
+    return tuple(sorted({ts.date() for ts in cal.sessions} | set(OUTAGE_DAYS)))
 
 
 def offline_trading_days(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Trading days in ``[start, end]`` from the offline JPX (XTKS) calendar."""
+    """Trading days in ``[start, end]`` from the offline JPX (XTKS) calendar.
+
+    Answers as J-Quants does: the outage days in ``OUTAGE_DAYS`` are business
+    days (HolDiv "1", every bar null) although XTKS lists them as closed.
+    """
     sessions = _offline_sessions()
     if start < sessions[0] or end > _OFFLINE_END:
         raise CalendarError(

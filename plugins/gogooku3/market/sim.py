@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gogooku3.market.calendar import holdiv_rows, offline_trading_days
+from gogooku3.market.calendar import OUTAGE_DAYS, holdiv_rows, offline_trading_days
 from gogooku3.market.sim_fundamentals import (
     draw_disclosures,
     fins_frame,
@@ -60,9 +60,6 @@ __all__ = ["HORIZONS", "MarketConfig", "PlantedComponents", "PlantedSignal", "SE
 log = logging.getLogger(__name__)
 
 HORIZONS = (1, 2, 3, 5, 10)
-# arrowhead failure: a business day (J-Quants HolDiv "1") on which no stock traded. The
-# offline XTKS calendar marks it closed; the simulation keeps it as a day of null rows.
-OUTAGE_DAYS = (dt.date(2020, 10, 1),)
 _WARMUP = 30  # days skipped by the oracle (momentum needs 21)
 
 
@@ -192,8 +189,7 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
 
     Raises ``SimError`` for fewer than 30 trading days or no stocks.
     """
-    days = sorted(set(offline_trading_days(cfg.start, cfg.end))
-                  | {d for d in OUTAGE_DAYS if cfg.start <= d <= cfg.end})
+    days = offline_trading_days(cfg.start, cfg.end)
     if len(days) < _WARMUP or cfg.stocks < 1:
         raise SimError(f"simulation needs >= {_WARMUP} trading days and >= 1 stock, got "
                        f"{len(days)} days in {cfg.start}..{cfg.end} and {cfg.stocks} stocks")
