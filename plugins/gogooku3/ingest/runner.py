@@ -107,11 +107,23 @@ def _endpoints(names: Iterable[str] | None) -> list[Endpoint]:
 
 @dataclass
 class Fetched:
-    """Bronze tables of one chunk per endpoint, the dates they own, and per-date errors."""
+    """Bronze tables of one chunk per endpoint, the dates they own, and per-date errors.
+
+    ``transient`` lists, per endpoint, the dates whose request failed after the client's
+    own retries (429/5xx/timeouts): an Airflow fetch task raises on them so that Airflow
+    retries the task; the CLI records them as failed dates.
+    """
 
     tables: dict[str, pa.Table] = field(default_factory=dict)
     owned: dict[str, list[dt.date]] = field(default_factory=dict)
     errors: dict[str, dict[dt.date, str]] = field(default_factory=dict)
+    transient: dict[str, list[dt.date]] = field(default_factory=dict)
+
+    def merge(self, other: Fetched) -> Fetched:
+        """This chunk with ``other``'s endpoints added (one fetch task per endpoint)."""
+        for attr in ("tables", "owned", "errors", "transient"):
+            getattr(self, attr).update(getattr(other, attr))
+        return self
 
 
 def query_days(ep: Endpoint, days: Sequence[dt.date], cal: TradingCalendar) -> list[dt.date]:
@@ -125,6 +137,52 @@ def query_days(ep: Endpoint, days: Sequence[dt.date], cal: TradingCalendar) -> l
     return [first + dt.timedelta(days=i) for i in range(n)]
 
 
+async def fetch_endpoint(
+    client: JQuantsClient,
+    ep: Endpoint,
+    days: Sequence[dt.date],
+    cal: TradingCalendar,
+    progress: bool = False,
+) -> Fetched:
+    """Fetch one endpoint for trade ``days`` (one query per day for by-day endpoints, one
+    per range otherwise) into its bronze table. Per-date failures (empty trading day,
+    retries exhausted, malformed rows) are collected, not raised; auth errors raise."""
+    out = Fetched()
+    now = dt.datetime.now(dt.UTC)
+    qdays = query_days(ep, days, cal)
+    errors: dict[dt.date, str] = {}
+    transient: list[dt.date] = []
+    source = f"api:{ep.path}"
+    if ep.style == "by_range":
+        res = await client.get_many(ep.path, [ep.params_for_range(qdays[0], qdays[-1])],
+                                    return_errors=True)
+        if isinstance(res[0], JQuantsError):
+            errors = {d: str(res[0]) for d in qdays}
+            transient = list(qdays)
+            table = catalog.table(ep.table).arrow_schema().empty_table()
+        else:
+            table = bz.rows_to_bronze(res[0], ep, source=source, ingested_at=now)
+    else:
+        desc = f"{ep.name} {qdays[0]}..{qdays[-1]}" if progress else None
+        res = await client.get_many(ep.path, [ep.params_for_day(d) for d in qdays],
+                                    progress=desc, return_errors=True)
+        parts = []
+        for d, rows in zip(qdays, res, strict=True):
+            if isinstance(rows, JQuantsError):
+                errors[d] = str(rows)
+                transient.append(d)
+                continue
+            try:
+                parts.append(bz.rows_to_bronze(rows, ep, source=source, ingested_at=now, day=d))
+            except bz.BronzeError as exc:
+                errors[d] = str(exc)
+        table = pa.concat_tables(parts) if parts else \
+            catalog.table(ep.table).arrow_schema().empty_table()
+    _finish(out, ep, table, qdays, set(days), errors)
+    out.transient[ep.name] = transient
+    return out
+
+
 async def fetch_api(
     client: JQuantsClient,
     eps: Sequence[Endpoint],
@@ -132,43 +190,11 @@ async def fetch_api(
     cal: TradingCalendar,
     progress: bool = False,
 ) -> Fetched:
-    """Fetch ``eps`` for trade ``days`` (one query per day for by-day endpoints, one per
-    range otherwise) into bronze tables. Per-date failures (empty trading day, retries
-    exhausted, malformed rows) are collected, not raised; auth errors raise."""
+    """``fetch_endpoint`` for every endpoint in ``eps`` at once, merged into one chunk."""
+    parts = await asyncio.gather(*(fetch_endpoint(client, ep, days, cal, progress) for ep in eps))
     out = Fetched()
-    now = dt.datetime.now(dt.UTC)
-    trading = set(days)
-
-    async def one(ep: Endpoint) -> None:
-        qdays = query_days(ep, days, cal)
-        errors: dict[dt.date, str] = {}
-        source = f"api:{ep.path}"
-        if ep.style == "by_range":
-            res = await client.get_many(ep.path, [ep.params_for_range(qdays[0], qdays[-1])],
-                                        return_errors=True)
-            if isinstance(res[0], JQuantsError):
-                errors = {d: str(res[0]) for d in qdays}
-                table = catalog.table(ep.table).arrow_schema().empty_table()
-            else:
-                table = bz.rows_to_bronze(res[0], ep, source=source, ingested_at=now)
-        else:
-            desc = f"{ep.name} {qdays[0]}..{qdays[-1]}" if progress else None
-            res = await client.get_many(ep.path, [ep.params_for_day(d) for d in qdays],
-                                        progress=desc, return_errors=True)
-            parts = []
-            for d, rows in zip(qdays, res, strict=True):
-                if isinstance(rows, JQuantsError):
-                    errors[d] = str(rows)
-                    continue
-                try:
-                    parts.append(bz.rows_to_bronze(rows, ep, source=source, ingested_at=now, day=d))
-                except bz.BronzeError as exc:
-                    errors[d] = str(exc)
-            table = pa.concat_tables(parts) if parts else \
-                catalog.table(ep.table).arrow_schema().empty_table()
-        _finish(out, ep, table, qdays, trading, errors)
-
-    await asyncio.gather(*(one(ep) for ep in eps))
+    for part in parts:
+        out.merge(part)
     return out
 
 
@@ -241,7 +267,66 @@ def _to_arrow(df: pd.DataFrame, table: str) -> pa.Table:
                                 preserve_index=False)
 
 
-def process_chunk(
+@dataclass
+class PriceCarry:
+    """Per code, the last published ``cum_adj_factor`` and close before a chunk.
+
+    Read from silver before the first chunk; carried in memory from chunk to chunk when
+    the gate runs ahead of the silver writes (one Airflow gate task over a range).
+    """
+
+    cum: dict[str, float] = field(default_factory=dict)
+    close: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_silver(cls, days: Sequence[dt.date], cal: TradingCalendar,
+                    lake_root: str | None) -> PriceCarry:
+        cum, close = _previous_silver(days, cal, lake_root)
+        return cls(cum, close)
+
+    def advance(self, prices: pd.DataFrame | None, published: Sequence[dt.date]) -> None:
+        """Move past a chunk: only rows of ``published`` dates count, as silver would."""
+        if prices is None or prices.empty or not published:
+            return
+        p = prices[prices["date"].isin(set(published))].sort_values(["code", "date"])
+        self.cum.update(p.groupby("code")["cum_adj_factor"].last().to_dict())
+        self.close.update(p.dropna(subset=["close"]).groupby("code")["close"].last().to_dict())
+
+
+@dataclass
+class GateOutcome:
+    """What the gate decided for a run of trade dates, waiting for the silver stage.
+
+    ``results`` and ``quarantine`` go to the validation ledger, ``blocked`` maps each
+    unpublishable trade date to its messages (table, date, check), ``prices`` are the
+    adjusted silver prices computed for the gate's cross-check.
+    """
+
+    days: list[dt.date]
+    results: list[qg.DayResult] = field(default_factory=list)
+    quarantine: list[pd.DataFrame] = field(default_factory=list)
+    blocked: dict[dt.date, list[str]] = field(default_factory=dict)
+    prices: pd.DataFrame | None = None
+    run_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def publish(self) -> list[dt.date]:
+        return [d for d in self.days if d not in self.blocked]
+
+    def extend(self, other: GateOutcome) -> GateOutcome:
+        """Append a later chunk's outcome (dates ascending)."""
+        self.days += other.days
+        self.results += other.results
+        self.quarantine += other.quarantine
+        for d, msgs in other.blocked.items():
+            self.blocked.setdefault(d, []).extend(msgs)
+        if other.prices is not None:
+            self.prices = other.prices if self.prices is None else \
+                pd.concat([self.prices, other.prices], ignore_index=True)
+        return self
+
+
+def gate_and_bronze(
     days: Sequence[dt.date],
     fetched: Fetched,
     eps: Sequence[Endpoint],
@@ -249,43 +334,45 @@ def process_chunk(
     quality: qg.QualityGate,
     summary: IngestSummary,
     lake_root: str | None,
-) -> None:
-    """The gate, bronze writes, silver for passing dates, then the validation ledger."""
+    carry: PriceCarry | None = None,
+) -> GateOutcome:
+    """The gate over one chunk, then the bronze writes; nothing reaches silver here.
+
+    ``carry`` gives the prices of the last published rows before ``days`` (default: read
+    from silver). Returns the outcome that ``publish_silver`` completes.
+    """
     names = {e.name for e in eps}
+    carry = carry or PriceCarry.from_silver(days, cal, lake_root)
+    outcome = GateOutcome(list(days))
     # 1. silver prices are computed before the gate: the AdjC cross-check needs them
-    prev_cum, prev_close = _previous_silver(days, cal, lake_root)
-    prices = None
-    ctx = SuiteContext(prev_close=prev_close)
+    ctx = SuiteContext(prev_close=dict(carry.close))
     if "bars_daily" in names and fetched.tables["bars_daily"].num_rows:
         bars = fetched.tables["bars_daily"].to_pandas()
-        prices = sv.adjust_prices(bars, prev_cum)
-        bad = sv.adjustment_mismatches(prices, bars)
+        outcome.prices = sv.adjust_prices(bars, carry.cum)
+        bad = sv.adjustment_mismatches(outcome.prices, bars)
         ctx.adj_mismatch = set(zip(bad["date"], bad["Code"], strict=True))
         if "master" in names and fetched.tables["master"].num_rows:
             m = fetched.tables["master"].to_pandas()
             ctx.universe = m.groupby("date")["Code"].agg(set).to_dict()
 
     # 2. the gate, per table over the chunk (before bronze: keys must be unique there)
-    results: list[qg.DayResult] = []
-    quarantine: list[pd.DataFrame] = []
-    blocked: dict[dt.date, list[str]] = {}
-    run_at = dt.datetime.now(dt.UTC)
+    run_at = outcome.run_at
     for ep in eps:
         owned, errors = fetched.owned[ep.name], fetched.errors[ep.name]
         for d, msg in errors.items():
-            results.append(qg.failed_day(ep.table, d, "fetch", msg))
-            blocked.setdefault(_owner(d, cal), []).append(msg)
+            outcome.results.append(qg.failed_day(ep.table, d, "fetch", msg))
+            outcome.blocked.setdefault(_owner(d, cal), []).append(msg)
         if not owned:
             continue
         report = quality.validate(ep.table, fetched.tables[ep.name].to_pandas(), owned, ctx,
                                   run_at=run_at)
-        results.extend(report.days.values())
-        quarantine.append(report.quarantine)
+        outcome.results.extend(report.days.values())
+        outcome.quarantine.append(report.quarantine)
         for d in report.failed:
             try:
                 report.raise_for(d)
             except qg.QualityGateFailed as exc:
-                blocked.setdefault(_owner(d, cal), []).append(str(exc))
+                outcome.blocked.setdefault(_owner(d, cal), []).append(str(exc))
         # 3. bronze keeps failing dates too (as received), except those whose keys are
         #    not unique/non-null: the table cannot hold them, their rows are in quarantine
         unkeyed = {d for d in report.failed
@@ -299,20 +386,47 @@ def process_chunk(
                 t = t.filter(pc.is_in(t.column("date"), pa.array(keep, pa.date32())))
             bz.write_bronze(t, ep, keep, lake_root=lake_root)
             summary.add_rows(ep.table, t.num_rows)
-    publish = [d for d in days if d not in blocked]
+    # a holiday's failure blocks the next trade date: keep only this chunk's own dates
+    outcome.blocked = {d: m for d, m in outcome.blocked.items() if d in set(days)}
+    carry.advance(outcome.prices, outcome.publish)
+    return outcome
 
-    # 4. silver for passing dates only
+
+def publish_silver(
+    outcome: GateOutcome,
+    eps: Sequence[Endpoint],
+    cal: TradingCalendar,
+    summary: IngestSummary,
+    lake_root: str | None,
+) -> None:
+    """Silver for the dates that passed the gate, then the validation ledger (last)."""
+    names = {e.name for e in eps}
+    days, publish = outcome.days, outcome.publish
     if publish:
-        _write_silver(publish, days, names, prices, cal, summary, lake_root)
-
-    # 5. the ledger last: a crash before this line redoes the chunk on resume
-    ledger_days = sorted({r.date for r in results} | set(days))
-    qg.write_results(results, quarantine, ledger_days, lake_root=lake_root, run_at=run_at)
-    for d, msgs in blocked.items():
+        _write_silver(publish, days, names, outcome.prices, cal, summary, lake_root)
+    # the ledger last: a crash before this line redoes the dates on resume
+    ledger_days = sorted({r.date for r in outcome.results} | set(days))
+    qg.write_results(outcome.results, outcome.quarantine, ledger_days, lake_root=lake_root,
+                     run_at=outcome.run_at)
+    for d, msgs in outcome.blocked.items():
         if d in set(days):
             summary.failed[d] = msgs
             log.error("%s not published: %s", d, "; ".join(msgs))
     summary.published.extend(publish)
+
+
+def process_chunk(
+    days: Sequence[dt.date],
+    fetched: Fetched,
+    eps: Sequence[Endpoint],
+    cal: TradingCalendar,
+    quality: qg.QualityGate,
+    summary: IngestSummary,
+    lake_root: str | None,
+) -> None:
+    """The gate, bronze writes, silver for passing dates, then the validation ledger."""
+    outcome = gate_and_bronze(days, fetched, eps, cal, quality, summary, lake_root)
+    publish_silver(outcome, eps, cal, summary, lake_root)
 
 
 def _write_silver(publish, days, names, prices, cal, summary, lake_root) -> None:
@@ -380,6 +494,30 @@ def _done_dates(eps, start, end, lake_root) -> set[dt.date]:
     return done or set()
 
 
+def plan_days(
+    start: dt.date,
+    end: dt.date,
+    eps: Sequence[Endpoint],
+    cal: TradingCalendar,
+    lake_root: str | None,
+    resume: bool = True,
+) -> tuple[list[dt.date], list[dt.date]]:
+    """(trade dates to ingest, trade dates skipped) for ``[start, end]``.
+
+    With ``resume`` a date is skipped when every selected by-trade-date table already
+    passed the gate for it (``quality.validations`` is written last, after silver).
+    """
+    days = cal.trading_days(start, end)
+    if not (resume and days):
+        return days, []
+    done = _done_dates([e for e in eps if e.name != "calendar"], start, end, lake_root)
+    skipped = [d for d in days if d in done]
+    if skipped:
+        log.info("resume: %d of %d trade dates already ingested and validated; "
+                 "skipping them (resume=False to redo)", len(skipped), len(days))
+    return [d for d in days if d not in done], skipped
+
+
 def ingest_range(
     start: dt.date,
     end: dt.date,
@@ -438,15 +576,8 @@ async def _ingest_range(start, end, *, source, path, endpoints, lake_root, clien
             raise ValueError(f"unknown source {source!r}; use 'api' or 'files'")
         cal = TradingCalendar.from_lake(lake_root)
         eps = [e for e in eps if e.name != "calendar"]
-        days = cal.trading_days(start, end)
-        summary.trading_days = len(days)
-        if resume and days:
-            done = _done_dates(eps, start, end, lake_root)
-            summary.skipped = [d for d in days if d in done]
-            if summary.skipped:
-                log.info("resume: %d of %d trade dates already ingested and validated; "
-                         "skipping them (resume=False to redo)", len(summary.skipped), len(days))
-            days = [d for d in days if d not in done]
+        days, summary.skipped = plan_days(start, end, eps, cal, lake_root, resume)
+        summary.trading_days = len(days) + len(summary.skipped)
         quality = qg.QualityGate()
         for i in range(0, len(days), chunk_days):
             chunk = days[i:i + chunk_days]
@@ -473,3 +604,226 @@ async def _ingest_range(start, end, *, source, path, endpoints, lake_root, clien
             await client.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+# ---- stages for Airflow: the range driver's steps with a staging area between tasks -----
+#
+# One Airflow run = one trade date (or a range, for a history load) split into tasks:
+#   refresh_calendar -> stage_fetch (one task per endpoint) -> stage_gate -> stage_silver.
+# They call the same functions as ingest_range (fetch_endpoint, gate_and_bronze,
+# publish_silver, build_master_asof); only the hand-over differs: the fetched bronze rows
+# and the gate's outcome are written under <lake>/_staging/ingest/<key>/ instead of
+# being passed in memory.
+
+FETCHED_ENDPOINTS: tuple[str, ...] = tuple(n for n in DEFAULT_ENDPOINTS if n != "calendar")
+
+
+class FetchIncomplete(RuntimeError):
+    """Requests of one endpoint still failed after the client's retries (429/5xx/timeouts);
+    raised by ``stage_fetch`` so that the orchestrator retries the task."""
+
+
+def _run_with(client: JQuantsClient, make_coro):
+    async def go():
+        try:
+            return await make_coro()
+        finally:
+            await client.close()
+    return asyncio.run(go())
+
+
+def refresh_calendar(client: JQuantsClient, start: dt.date, end: dt.date,
+                     lake_root: str | None = None) -> TradingCalendar:
+    """Fetch ``/markets/calendar`` around ``[start, end]`` into bronze and return the
+    lake's calendar (offline JPX calendar where J-Quants has no rows; logged)."""
+    lake_root = lake_root or get_settings().lake_uri
+    _run_with(client, lambda: _fetch_calendar(client, start - dt.timedelta(days=10), end,
+                                              lake_root))
+    return TradingCalendar.from_lake(lake_root)
+
+
+def staging_uri(key: str, lake_root: str | None = None) -> str:
+    """Where a run's hand-over files live: ``<lake>/_staging/ingest/<key>``."""
+    import re
+
+    lake_root = (lake_root or get_settings().lake_uri).rstrip("/")
+    return f"{lake_root}/_staging/ingest/{re.sub(r'[^A-Za-z0-9_.-]+', '_', key)}"
+
+
+def _fs(uri: str):
+    from pyarrow import fs
+
+    if "://" not in uri:
+        import os
+
+        os.makedirs(uri, exist_ok=True)
+        return fs.LocalFileSystem(), uri
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    filesystem.create_dir(path, recursive=True)
+    return filesystem, path
+
+
+def _write_bytes(uri: str, name: str, data: bytes) -> None:
+    filesystem, base = _fs(uri)
+    with filesystem.open_output_stream(f"{base}/{name}") as fh:
+        fh.write(data)
+
+
+def _read_bytes(uri: str, name: str) -> bytes:
+    filesystem, base = _fs(uri)
+    try:
+        with filesystem.open_input_stream(f"{base}/{name}") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"staging: {uri}/{name} is missing (did the stage before "
+                                "this one run for the same run?)") from None
+
+
+def stage_fetch(name: str, days: Sequence[dt.date], *, client: JQuantsClient, staging: str,
+                lake_root: str | None = None) -> dict[str, Any]:
+    """Fetch endpoint ``name`` for trade ``days`` and stage its bronze rows.
+
+    Raises ``FetchIncomplete`` when requests failed after the client's retries (so the
+    task is retried); malformed pages and empty trading days are staged as per-date
+    errors for the gate to record. Returns counts for the task log / XCom.
+    """
+    import io
+    import json
+
+    import pyarrow.parquet as pq
+
+    lake_root = lake_root or get_settings().lake_uri
+    ep = endpoint(name)
+    cal = TradingCalendar.from_lake(lake_root)
+    fetched = _run_with(client, lambda: fetch_endpoint(client, ep, list(days), cal))
+    transient = fetched.transient[name]
+    if transient:
+        first = fetched.errors[name][transient[0]]
+        raise FetchIncomplete(f"{ep.table}: {len(transient)} of {ep.path}'s requests failed "
+                              f"after retries ({transient[0]}..{transient[-1]}), e.g. {first}")
+    buf = io.BytesIO()
+    pq.write_table(fetched.tables[name], buf)
+    _write_bytes(staging, f"fetch/{name}.parquet", buf.getvalue())
+    meta = {"owned": [d.isoformat() for d in fetched.owned[name]],
+            "errors": {d.isoformat(): m for d, m in fetched.errors[name].items()}}
+    _write_bytes(staging, f"fetch/{name}.json", json.dumps(meta).encode())
+    return {"endpoint": name, "table": ep.table, "rows": fetched.tables[name].num_rows,
+            "dates": len(meta["owned"]), "errors": meta["errors"]}
+
+
+def _load_fetched(staging: str, names: Iterable[str]) -> Fetched:
+    import io
+    import json
+
+    import pyarrow.parquet as pq
+
+    out = Fetched()
+    for name in names:
+        spec = catalog.table(endpoint(name).table)
+        table = pq.read_table(io.BytesIO(_read_bytes(staging, f"fetch/{name}.parquet")))
+        out.tables[name] = table.cast(spec.arrow_schema())
+        meta = json.loads(_read_bytes(staging, f"fetch/{name}.json"))
+        out.owned[name] = [dt.date.fromisoformat(d) for d in meta["owned"]]
+        out.errors[name] = {dt.date.fromisoformat(d): m for d, m in meta["errors"].items()}
+        out.transient[name] = []
+    return out
+
+
+def _slice(fetched: Fetched, eps: Sequence[Endpoint], chunk: Sequence[dt.date],
+           cal: TradingCalendar) -> Fetched:
+    """The part of a range's fetch that belongs to trade dates ``chunk``."""
+    import pyarrow.compute as pc
+
+    out = Fetched()
+    for ep in eps:
+        qd = set(query_days(ep, chunk, cal))
+        t = fetched.tables[ep.name]
+        out.tables[ep.name] = t.filter(pc.is_in(t.column("date"), pa.array(sorted(qd),
+                                                                            pa.date32())))
+        out.owned[ep.name] = [d for d in fetched.owned[ep.name] if d in qd]
+        out.errors[ep.name] = {d: m for d, m in fetched.errors[ep.name].items() if d in qd}
+        out.transient[ep.name] = []
+    return out
+
+
+def stage_gate(days: Sequence[dt.date], *, staging: str, endpoints: Iterable[str] | None = None,
+               lake_root: str | None = None, chunk_days: int = 60) -> GateOutcome:
+    """The quality gate and the bronze writes for staged fetches of trade ``days``.
+
+    Chunks of ``chunk_days`` go through ``gate_and_bronze`` in date order, the adjusted
+    prices carried from chunk to chunk; the combined outcome is staged for
+    ``stage_silver`` and returned (``outcome.blocked`` names table, date and check of
+    every date that may not be published).
+    """
+    import pickle
+
+    lake_root = lake_root or get_settings().lake_uri
+    eps = _endpoints(endpoints or FETCHED_ENDPOINTS)
+    eps = [e for e in eps if e.name != "calendar"]
+    cal = TradingCalendar.from_lake(lake_root)
+    days = sorted(days)
+    fetched = _load_fetched(staging, [e.name for e in eps])
+    quality = qg.QualityGate()
+    summary = IngestSummary(days[0], days[-1])
+    carry = PriceCarry.from_silver(days, cal, lake_root)
+    outcome: GateOutcome | None = None
+    for i in range(0, len(days), chunk_days):
+        chunk = days[i:i + chunk_days]
+        part = gate_and_bronze(chunk, _slice(fetched, eps, chunk, cal), eps, cal, quality,
+                               summary, lake_root, carry=carry)
+        outcome = part if outcome is None else outcome.extend(part)
+    assert outcome is not None
+    _write_bytes(staging, "gate/outcome.pickle", pickle.dumps(outcome))
+    log.info("gate: %d of %d trade dates passed; bronze rows written: %s",
+             len(outcome.publish), len(days), summary.rows)
+    return outcome
+
+
+def record_failures(outcome: GateOutcome, lake_root: str | None = None) -> list[dt.date]:
+    """Write the ledger rows (and quarantine) of the dates the gate blocked, for a stage
+    that stops there; passing dates stay unrecorded until their silver is written."""
+    lake_root = lake_root or get_settings().lake_uri
+    if not outcome.blocked:
+        return []
+    cal = TradingCalendar.from_lake(lake_root)
+    blocked = set(outcome.blocked)
+    results = [r for r in outcome.results if r.date in blocked or _owner(r.date, cal) in blocked]
+    dates = sorted({r.date for r in results} | blocked)
+    quarantine = [q[q["date"].isin(set(dates))] for q in outcome.quarantine if len(q)]
+    qg.write_results(results, quarantine, dates, lake_root=lake_root, run_at=outcome.run_at)
+    return sorted(blocked)
+
+
+def staged_outcome(staging: str) -> GateOutcome | None:
+    """The gate outcome staged for a run, or None when the gate never got that far."""
+    import pickle
+
+    try:
+        return pickle.loads(_read_bytes(staging, "gate/outcome.pickle"))
+    except FileNotFoundError:
+        return None
+
+
+def stage_silver(*, staging: str, endpoints: Iterable[str] | None = None,
+                 lake_root: str | None = None, cleanup: bool = True) -> IngestSummary:
+    """Silver for the staged dates that passed the gate, the master as-of table, then the
+    validation ledger (last, as in ``ingest_range``). Failed dates are in the summary."""
+    lake_root = lake_root or get_settings().lake_uri
+    outcome = staged_outcome(staging)
+    if outcome is None:
+        raise FileNotFoundError(f"staging: no gate outcome under {staging}")
+    eps = [e for e in _endpoints(endpoints or FETCHED_ENDPOINTS) if e.name != "calendar"]
+    cal = TradingCalendar.from_lake(lake_root)
+    summary = IngestSummary(outcome.days[0], outcome.days[-1], trading_days=len(outcome.days))
+    publish_silver(outcome, eps, cal, summary, lake_root)
+    if "master" in {e.name for e in eps} and summary.published:
+        summary.add_rows("silver.equities_master_asof", build_master_asof(lake_root))
+    if cleanup:
+        remove_staging(staging)
+    return summary
+
+
+def remove_staging(staging: str) -> None:
+    """Delete a run's hand-over files (after its silver stage)."""
+    filesystem, base = _fs(staging)
+    filesystem.delete_dir(base)
