@@ -1,0 +1,1 @@
+"""Feature groups: pure DataFrame -> DataFrame transforms over the base price frame."""

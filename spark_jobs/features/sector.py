@@ -1,0 +1,108 @@
+"""Sector context features: 33-sector membership as of each date and same-day sector stats.
+
+``add_sector_features(df, master_asof)`` adds, per ``(date, code)`` row of the base frame:
+
+* ``sector_ret_1d/5d/20d`` — equal-weighted mean, over the stocks that are members of the
+  row's 33-sector on that date (the stock itself included), of their 1/5/20-day returns;
+* ``ret_1d_vs_sector``, ``ret_5d_vs_sector``, ``ret_20d_vs_sector`` — the stock's return
+  minus that sector mean;
+* ``sector_breadth_1d`` — share of the sector's stocks with a positive 1-day return;
+* ``sector_mom_60d`` — sector momentum: sum of ``log(1 + sector_ret_1d)`` over the sector's
+  last 60 dates (at least 40 present);
+* ``sector_vol_20d`` — sample standard deviation of ``sector_ret_1d`` over the last 20 dates.
+
+Membership is the ``silver.equities_master_asof`` row with ``valid_from <= date <
+valid_to`` (``valid_to`` null = still current), so a sector change applies from the
+snapshot that shows it, never earlier. Returns are ``market.add_trailing_returns``'s
+(adjusted close, null on no-trade days); a sector statistic on date ``T`` uses the returns
+of ``T``'s members, i.e. prices of dates ``<= T``. The sector code is used for grouping
+only and not added as a column (features are numeric).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from spark_jobs.features.market import add_trailing_returns
+
+FEATURES: list[str] = [
+    "sector_ret_1d",
+    "sector_ret_5d",
+    "sector_ret_20d",
+    "ret_1d_vs_sector",
+    "ret_5d_vs_sector",
+    "ret_20d_vs_sector",
+    "sector_breadth_1d",
+    "sector_mom_60d",
+    "sector_vol_20d",
+]
+
+HORIZONS = (1, 5, 20)
+MOM_WINDOW, MOM_MIN = 60, 40
+VOL_WINDOW = 20
+
+
+def with_sector(df: DataFrame, master_asof: DataFrame, column: str = "_sector") -> DataFrame:
+    """``df`` plus ``column`` = the code's ``sector33_code`` valid on the row's date (as-of).
+
+    The master is small (one row per code and attribute change), so it is broadcast and
+    the interval condition is checked inside a hash join on ``code``.
+    """
+    m = master_asof.select(
+        F.col("code").alias("_ms_code"),
+        F.col("valid_from").alias("_ms_from"),
+        F.col("valid_to").alias("_ms_to"),
+        F.col("sector33_code").alias(column),
+    )
+    cond = (
+        (F.col("code") == F.col("_ms_code"))
+        & (F.col("date") >= F.col("_ms_from"))
+        & (F.col("_ms_to").isNull() | (F.col("date") < F.col("_ms_to")))
+    )
+    return df.join(F.broadcast(m), cond, "left").drop("_ms_code", "_ms_from", "_ms_to")
+
+
+def sector_daily(members: DataFrame) -> DataFrame:
+    """Per ``(date, _sector)``: mean returns, breadth, momentum and volatility.
+
+    ``members`` holds ``date, _sector, _sc_r1, _sc_r5, _sc_r20`` for every stock row.
+    """
+    daily = (
+        members.filter(F.col("_sector").isNotNull())
+        .groupBy("date", "_sector")
+        .agg(
+            *[F.avg(f"_sc_r{h}").alias(f"sector_ret_{h}d") for h in HORIZONS],
+            F.avg(F.when(F.col("_sc_r1").isNotNull(), (F.col("_sc_r1") > 0).cast("double"))).alias(
+                "sector_breadth_1d"
+            ),
+        )
+    )
+    w = Window.partitionBy("_sector").orderBy("date")
+    mom = w.rowsBetween(-(MOM_WINDOW - 1), 0)
+    vol = w.rowsBetween(-(VOL_WINDOW - 1), 0)
+    log_ret = F.log1p(F.col("sector_ret_1d"))
+    return daily.select(
+        "*",
+        F.when(F.count(log_ret).over(mom) >= MOM_MIN, F.sum(log_ret).over(mom)).alias(
+            "sector_mom_60d"
+        ),
+        F.when(
+            F.count("sector_ret_1d").over(vol) == VOL_WINDOW, F.stddev_samp("sector_ret_1d").over(vol)
+        ).alias("sector_vol_20d"),
+    )
+
+
+def add_sector_features(df: DataFrame, master_asof: DataFrame) -> DataFrame:
+    """``df`` (base price rows) plus this module's ``FEATURES``.
+
+    ``master_asof`` is ``silver.equities_master_asof``. Rows whose code has no valid master
+    row on their date get null sector columns. The per-sector table is tiny (dates × 33)
+    and is broadcast back, so the price frame is shuffled only for the per-code returns.
+    """
+    out = add_trailing_returns(with_sector(df, master_asof), HORIZONS, "_sc_r")
+    stats = sector_daily(out.select("date", "_sector", *[f"_sc_r{h}" for h in HORIZONS]))
+    out = out.join(F.broadcast(stats), on=["date", "_sector"], how="left")
+    for h in HORIZONS:
+        out = out.withColumn(f"ret_{h}d_vs_sector", F.col(f"_sc_r{h}") - F.col(f"sector_ret_{h}d"))
+    return out.select(*df.columns, *FEATURES)
