@@ -43,8 +43,15 @@ FEATURES: list[str] = [
 BETA_WINDOW = 60
 BETA_MIN_OBS = 40
 
-by_code = Window.partitionBy("code").orderBy("date")
-_upto_now = by_code.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+
+
+def by_code() -> Window:
+    """Each code's rows in date order (a function: a WindowSpec needs an active session)."""
+    return Window.partitionBy("code").orderBy("date")
+
+
+def _upto_now() -> Window:
+    return by_code().rowsBetween(Window.unboundedPreceding, Window.currentRow)
 
 
 def add_trailing_returns(df: DataFrame, horizons: Sequence[int], prefix: str) -> DataFrame:
@@ -55,11 +62,11 @@ def add_trailing_returns(df: DataFrame, horizons: Sequence[int], prefix: str) ->
     caller drops ``{prefix}*`` when done.
     """
     ffill = f"{prefix}px"
-    out = df.withColumn(ffill, F.last("adj_close", ignorenulls=True).over(_upto_now))
+    out = df.withColumn(ffill, F.last("adj_close", ignorenulls=True).over(_upto_now()))
     out = out.select(
         "*",
         *[
-            (F.col("adj_close") / F.lag(ffill, n).over(by_code) - 1).alias(f"{prefix}{n}")
+            (F.col("adj_close") / F.lag(ffill, n).over(by_code()) - 1).alias(f"{prefix}{n}")
             for n in horizons
         ],
     )
@@ -73,11 +80,11 @@ def add_windowed_sums(df: DataFrame, cols: dict[str, Column], n: int, prefix: st
     sliding ``rowsBetween(-n+1, 0)`` frame re-aggregates the whole frame for every row.
     Null terms are skipped (like ``sum``); the sum of no terms is 0.
     """
-    staged = df.select("*", *[F.sum(e).over(_upto_now).alias(f"{prefix}c_{k}") for k, e in cols.items()])
+    staged = df.select("*", *[F.sum(e).over(_upto_now()).alias(f"{prefix}c_{k}") for k, e in cols.items()])
     staged = staged.select(
         "*",
         *[
-            (F.col(f"{prefix}c_{k}") - F.coalesce(F.lag(f"{prefix}c_{k}", n).over(by_code), F.lit(0.0)))
+            (F.col(f"{prefix}c_{k}") - F.coalesce(F.lag(f"{prefix}c_{k}", n).over(by_code()), F.lit(0.0)))
             .alias(f"{prefix}{k}")
             for k in cols
         ],
