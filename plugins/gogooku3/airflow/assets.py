@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
+BRONZE_TABLES = (
+    "bronze.equities_master",
+    "bronze.equities_bars_daily",
+    "bronze.indices_topix",
+    "bronze.fins_summary",
+    "bronze.investor_types",
+    "bronze.margin_interest",
+)
 SILVER_TABLES = (
     "silver.equities_prices_daily",
     "silver.indices_topix_daily",
@@ -17,13 +25,17 @@ SILVER_TABLES = (
     "silver.margin_interest",
     "silver.equities_master_asof",
 )
-GOLD_TABLES = ("gold.features", "gold.labels", "gold.peer_graph")
+GOLD_TABLES = ("gold.features", "gold.labels")
 
 
 def lake_asset(table: str) -> Asset:
     """The Asset of lake table ``layer.name`` (URI ``gogooku3://lake/<layer>/<name>``)."""
     layer, name = table.split(".", 1)
     return Asset(name=table, uri=f"gogooku3://lake/{layer}/{name}", group=layer)
+
+
+def bronze_assets() -> list[Asset]:
+    return [lake_asset(t) for t in BRONZE_TABLES]
 
 
 def silver_assets() -> list[Asset]:

@@ -665,6 +665,8 @@ def _fs(uri: str):
 
 def _write_bytes(uri: str, name: str, data: bytes) -> None:
     filesystem, base = _fs(uri)
+    parent = f"{base}/{name}".rsplit("/", 1)[0]
+    filesystem.create_dir(parent, recursive=True)
     with filesystem.open_output_stream(f"{base}/{name}") as fh:
         fh.write(data)
 
