@@ -14,7 +14,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from gogooku3.airflow.assets import bronze_assets, silver_assets
-from gogooku3.airflow.defaults import FETCH_ENDPOINTS, OWNER
+from gogooku3.airflow.defaults import FETCH_ENDPOINTS, OWNER, POOL_JQUANTS
 
 DOC = __doc__
 
@@ -45,15 +45,15 @@ def jquants_daily_ingest():
 
         return plan_run(context) or False
 
-    @task(task_id="fetch", pool="jquants_api", retries=4,
+    @task(task_id="fetch", pool=POOL_JQUANTS, retries=4,
           retry_delay=dt.timedelta(seconds=20), retry_exponential_backoff=2.0,
           max_retry_delay=dt.timedelta(minutes=10),
           map_index_template="{{ task.op_kwargs['endpoint'] }}")
-    def fetch(endpoint: str, plan: dict):
+    def fetch(endpoint: str, plan: dict | None, **context):
         """One J-Quants endpoint for the run's trade dates -> staging (bounded by the pool)."""
         from gogooku3.airflow.ingest_tasks import fetch as run
 
-        return run(endpoint, plan)
+        return run(endpoint, plan, context)
 
     @task(task_id="quality_gate", retries=0, outlets=bronze_assets())
     def quality_gate(plan: dict, **context):

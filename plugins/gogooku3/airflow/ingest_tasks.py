@@ -69,13 +69,23 @@ def plan_run(context: Mapping[str, Any], conn_id: str = "jquants_default") -> di
     return plan
 
 
-def fetch(endpoint_name: str, plan: Mapping[str, Any],
+def fetch(endpoint_name: str, plan: Mapping[str, Any] | None, context: Mapping[str, Any],
           conn_id: str = "jquants_default") -> dict[str, Any]:
     """Fetch one endpoint for the plan's dates into staging; raises (so Airflow retries)
-    when requests still fail after the client's own retries."""
+    when requests still fail after the client's own retries.
+
+    Without a plan (``airflow tasks test`` of this task alone: no upstream XCom) the task
+    plans its own run's dates first, skipping on a non-trading day.
+    """
     from gogooku3.airflow.hooks import JQuantsHook
     from gogooku3.ingest.runner import stage_fetch
 
+    if plan is None:
+        from airflow.exceptions import AirflowSkipException
+
+        plan = plan_run(context, conn_id)
+        if plan is None:
+            raise AirflowSkipException("no JPX trading day to fetch for this run")
     out = stage_fetch(endpoint_name, _days(plan), client=JQuantsHook(conn_id).get_conn(),
                       staging=plan["staging"], lake_root=_lake_root())
     log.info("%s: %d rows over %d dates staged; %d per-date errors", out["table"], out["rows"],
