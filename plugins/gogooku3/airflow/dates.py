@@ -52,3 +52,24 @@ def run_window(context: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
     if start_d > end_d:
         raise ValueError(f"params: start {start_d} is after end {end_d}")
     return start_d, end_d
+
+
+def asset_event_window(context: Mapping[str, Any]) -> tuple[dt.date, dt.date] | None:
+    """``[first, last]`` of the ``trade_dates`` carried by the asset events that
+    triggered the run (``None`` when it was not triggered by events with dates)."""
+    events = context.get("triggering_asset_events") or {}
+    days: set[dt.date] = set()
+    for evs in events.values():
+        for ev in evs:
+            for d in (getattr(ev, "extra", None) or {}).get("trade_dates", []):
+                days.add(parse_date(str(d), "asset event trade_dates"))
+    return (min(days), max(days)) if days else None
+
+
+def features_window(context: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
+    """Trade dates a feature run builds: ``params.start``/``end``, else the dates the
+    triggering silver events published, else the run's own JST trade date."""
+    params = context.get("params") or {}
+    if params.get("start") or params.get("end"):
+        return run_window(context)
+    return asset_event_window(context) or run_window(context)
