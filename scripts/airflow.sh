@@ -26,7 +26,8 @@ stop() {
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 for component in api-server scheduler dag-processor triggerer; do
   airflow "$component" >"$AIRFLOW_HOME/logs/$component.log" 2>&1 &
   pids+=($!)

@@ -1,0 +1,87 @@
+"""Helpers for the Airflow tests (imported by conftest and the test modules).
+
+Real Airflow for the DAG tests: one AIRFLOW_HOME (SQLite) and one simulated J-Quants
+server per test session, shared by every test under tests/airflow.
+
+The Airflow environment is exactly what ``make airflow`` uses (``scripts/airflow_env.sh``
+sourced with this session's AIRFLOW_HOME, port and lake), connections come from
+``AIRFLOW_CONN_*``. The simulated market is small (40 stocks, 2025-09-01..2026-12-04)
+with one planted bad day, ``BAD_DAY``; ``history`` loads 2025-09-01..2026-11-16 through
+the DAG in one run (``params.start``/``end``) so the feature build has its look-back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(ROOT / ".venv" / "bin" / "airflow")
+KEY = "airflow-test-key"
+MARKET_START, MARKET_END = dt.date(2025, 9, 1), dt.date(2026, 12, 4)
+HISTORY_END = dt.date(2026, 11, 16)
+BAD_DAY = dt.date(2026, 11, 24)
+STOCKS = 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AirflowEnv:
+    """Runs ``airflow`` commands in this session's environment."""
+
+    def __init__(self, env: dict[str, str], home: Path):
+        self.env = env
+        self.home = home
+
+    @property
+    def lake(self) -> str:
+        return self.env["GOGOOKU_LAKE"]
+
+    def run(self, *args: str, timeout: float = 300, check: bool = True
+            ) -> subprocess.CompletedProcess:
+        proc = subprocess.run([AIRFLOW, *args], env=self.env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"airflow {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def dags_test(self, dag_id: str, day: str, conf: dict | None = None,
+                  check: bool = True) -> subprocess.CompletedProcess:
+        args = ["dags", "test", dag_id, day]
+        if conf:
+            args += ["--conf", json.dumps(conf)]
+        return self.run(*args, check=check, timeout=600)
+
+    def runs(self, dag_id: str) -> list[dict]:
+        out = self.run("dags", "list-runs", dag_id, "-o", "json").stdout
+        return json.loads(out[out.index("["):]) if "[" in out else []
+
+
+def airflow_environment(overrides: dict[str, str]) -> dict[str, str]:
+    """``os.environ`` + ``overrides`` after sourcing scripts/airflow_env.sh (as make does)."""
+    env = {**os.environ, **overrides}
+    dump = subprocess.run(
+        ["bash", "-c", ". scripts/airflow_env.sh && "
+         "python -c 'import json, os; print(json.dumps(dict(os.environ)))'"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(dump.stdout.strip().splitlines()[-1])
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
