@@ -1,6 +1,6 @@
 """A standalone Spark cluster (master + 1 worker, started here with scripts/spark_cluster.sh)
 computes the same features as local[*] through spark-submit, and the history server's REST
-API lists both applications afterwards.
+API lists the cluster application afterwards.
 
 Everything runs in subprocesses on free ports under the test's own directory; the cluster
 and the history server are stopped in teardown even when the test fails.
@@ -32,24 +32,33 @@ SCRIPTS = PROJECT_ROOT / "scripts"
 START, END = dt.date(2023, 9, 1), dt.date(2024, 3, 29)
 BUILD_FROM = dt.date(2024, 3, 1)
 
-# Until spark_jobs/build_features.py runs, this job stands in for it: read silver, add the
-# context feature groups, write Parquet. Same session factory, same conf, same transforms.
+# Until spark_jobs/build_features.py runs, this job stands in for it: read silver, add a
+# representative part of the context groups — windows by code (market), the as-of union
+# (statements) and the pandas UDFs (peer graph and peer features, run by the cluster's own
+# Python workers) — and write Parquet. Same session factory, conf and transforms as the job.
 _CONTEXT_JOB = '''
 import sys
 from gogooku3.lake import spark_io
 from gogooku3.lake.spark import get_spark
-from spark_jobs.features import fundamentals, market, peers, sector
+from spark_jobs.features import fundamentals, market, peers
 
-spark = get_spark(sys.argv[2])
-df = spark_io.read_table(spark, "silver.equities_prices_daily")
-out = market.add_market_features(df, spark_io.read_table(spark, "silver.indices_topix_daily"))
-out = sector.add_sector_features(out, spark_io.read_table(spark, "silver.equities_master_asof"))
-out = fundamentals.add_flow_features(out, spark_io.read_table(spark, "silver.investor_flows"))
-out = fundamentals.add_margin_features(out, spark_io.read_table(spark, "silver.margin_interest"))
-out = fundamentals.add_statement_features(out, spark_io.read_table(spark, "silver.fins_statements"))
-out = peers.add_peer_features(out, peers.build_peer_graph(df, k=5, window=40, cadence=10))
-out.filter(out.date >= sys.argv[3]).write.mode("overwrite").parquet(sys.argv[1])
-spark.stop()
+
+def build(spark, lake_root, since):
+    def read(name):
+        return spark_io.read_table(spark, name, lake_root=lake_root)
+
+    df = read("silver.equities_prices_daily")
+    out = market.add_market_features(df, read("silver.indices_topix_daily"))
+    out = fundamentals.add_statement_features(out, read("silver.fins_statements"))
+    out = peers.add_peer_features(out, peers.build_peer_graph(df, k=5, window=40, cadence=10))
+    return out.filter(out.date >= since)
+
+
+if __name__ == "__main__":
+    out_dir, app, lake_root, since = sys.argv[1:5]
+    spark = get_spark(app)
+    build(spark, lake_root, since).write.mode("overwrite").parquet(out_dir)
+    spark.stop()
 '''
 
 
@@ -139,32 +148,39 @@ def _submit(env: dict, master: str, out: Path, app: str, job: Path) -> None:
     from gogooku3.settings import load_settings
 
     settings = load_settings(spark_event_log_dir=env["SPARK_EVENT_LOG_DIR"],
-                             spark_shuffle_partitions=4, spark_driver_memory="1g")
+                             spark_shuffle_partitions=2, spark_driver_memory="1g")
     conf = {**spark_conf(settings), "spark.ui.enabled": "false",
-            "spark.executor.memory": "768m", "spark.default.parallelism": "4"}
+            "spark.executor.memory": "768m", "spark.default.parallelism": "2"}
     cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", master,
            "--name", app]
     for k, v in conf.items():
         cmd += ["--conf", f"{k}={v}"]
-    cmd += [str(job), str(out), app, BUILD_FROM.isoformat()]
+    cmd += [str(job), str(out), app, env["GOGOOKU_LAKE"], BUILD_FROM.isoformat()]
     # get_spark takes the master from settings, so the environment must name it too
     run = subprocess.run(cmd, env={**env, "SPARK_MASTER": master}, capture_output=True,
                          text=True, timeout=400, cwd=PROJECT_ROOT)
     assert run.returncode == 0, run.stderr[-4000:]
 
 
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path).sort_values(["date", "code"]).reset_index(drop=True)
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["date", "code"]).reset_index(drop=True)
+
+
+def _in_process(spark, job: Path, lake_root: str) -> pd.DataFrame:
+    """The same job's transforms on the test session (local[2]), without a second JVM."""
+    spec = importlib.util.spec_from_file_location("context_job", job)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.build(spark, lake_root, BUILD_FROM.isoformat()).toPandas()
 
 
 def test_standalone_cluster_matches_local_and_history_server_lists_it(
-        tmp_path, env, cluster, history_server):
+        spark, tmp_path, env, cluster, history_server):
     job = tmp_path / "context_job.py"
     job.write_text(_CONTEXT_JOB)
-    _submit(env, "local[2]", tmp_path / "local", "gogooku3-features-local", job)
     _submit(env, cluster, tmp_path / "cluster", "gogooku3-features-cluster", job)
-
-    local, remote = _read(tmp_path / "local"), _read(tmp_path / "cluster")
+    remote = _sorted(pd.read_parquet(tmp_path / "cluster"))
+    local = _sorted(_in_process(spark, job, env["GOGOOKU_LAKE"]))[list(remote.columns)]
     assert len(local) > 0 and local.shape == remote.shape
     assert local["date"].min() >= BUILD_FROM
     pd.testing.assert_frame_equal(local[["date", "code"]], remote[["date", "code"]])
@@ -173,7 +189,7 @@ def test_standalone_cluster_matches_local_and_history_server_lists_it(
     assert np.array_equal(np.isnan(a), np.isnan(b))
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
-    # the history server replays the event logs of both runs
+    # the history server replays the cluster run's event log
     deadline, apps = time.monotonic() + 120, []
     while time.monotonic() < deadline:
         try:
@@ -181,10 +197,9 @@ def test_standalone_cluster_matches_local_and_history_server_lists_it(
         except OSError:
             apps = []
         names = {a["name"]: a["id"] for a in apps}
-        if {"gogooku3-features-local", "gogooku3-features-cluster"} <= set(names):
+        if "gogooku3-features-cluster" in names:
             break
         time.sleep(1)
     names = {a["name"]: a["id"] for a in apps}
     assert "gogooku3-features-cluster" in names, apps
     assert names["gogooku3-features-cluster"].startswith("app-")  # a standalone-master app id
-    assert names["gogooku3-features-local"].startswith("local-")
