@@ -20,13 +20,21 @@ airflow db migrate >"$AIRFLOW_HOME/logs/db-migrate.log" 2>&1
 bash scripts/airflow_pools.sh >/dev/null
 
 pids=()
+stopping=0
 stop() {
   trap - INT TERM EXIT
   echo "stopping Airflow..."
-  kill "${pids[@]}" 2>/dev/null || true
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 1
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
 }
-trap 'stop; exit 0' INT TERM
+trap 'stopping=1' INT TERM
 trap stop EXIT
 for component in api-server scheduler dag-processor triggerer; do
   airflow "$component" >"$AIRFLOW_HOME/logs/$component.log" 2>&1 &
@@ -34,6 +42,7 @@ for component in api-server scheduler dag-processor triggerer; do
 done
 URL=$AIRFLOW__API__BASE_URL
 for _ in $(seq 1 120); do
+  [ $stopping -eq 1 ] && exit 0
   curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1 && break
   sleep 1
 done
@@ -47,6 +56,10 @@ cat <<MSG
   Ctrl-C stops Airflow.
 
 MSG
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" || true
+if [ $stopping -eq 1 ]; then
+  stop
+  exit 0
+fi
 echo "an Airflow component exited; see $AIRFLOW_HOME/logs" >&2
 exit 1

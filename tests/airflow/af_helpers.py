@@ -64,7 +64,10 @@ class AirflowEnv:
 
     def runs(self, dag_id: str) -> list[dict]:
         out = self.run("dags", "list-runs", dag_id, "-o", "json").stdout
-        return json.loads(out[out.index("["):]) if "[" in out else []
+        for line in reversed(out.splitlines()):
+            if line.startswith("[{") or line.strip() == "[]":
+                return json.loads(line)
+        raise AssertionError(f"no JSON in `airflow dags list-runs`:\n{out[-2000:]}")
 
 
 def airflow_environment(overrides: dict[str, str]) -> dict[str, str]:

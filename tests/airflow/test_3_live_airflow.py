@@ -1,0 +1,204 @@
+"""``make airflow`` for real: scheduler + API server + DAG processor + triggerer on SQLite.
+
+A one-week backfill through Airflow's own backfill (scheduler-executed runs), its re-run,
+and the UI driven by headless Chromium from Debian through Selenium (screenshots under
+reports/).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from af_helpers import ROOT, STOCKS, wait_until
+
+from gogooku3.lake import deltars
+
+WEEK = (dt.date(2026, 11, 17), dt.date(2026, 11, 23))  # Tue..Mon; the 23rd is a holiday
+TRADING = [dt.date(2026, 11, d) for d in (17, 18, 19, 20)]
+REPORTS = ROOT / "reports"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def live(airflow_env, history, tmp_path_factory):
+    """``make airflow`` in its own process group; stopped with SIGINT (Ctrl-C) at the end."""
+    log = tmp_path_factory.mktemp("make_airflow") / "make-airflow.log"
+    fh = open(log, "w")
+    proc = subprocess.Popen(["make", "-s", "airflow"], cwd=ROOT, env=airflow_env.env,
+                            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def started():
+        if proc.poll() is not None:
+            raise AssertionError(f"make airflow exited {proc.returncode}:\n{log.read_text()}")
+        return "Airflow UI:" in log.read_text()
+
+    wait_until(started, 180, "make airflow to print the UI URL")
+    text = log.read_text()
+    url = next(x.split()[-1] for x in text.splitlines() if "Airflow UI:" in x)
+    password = json.loads((airflow_env.home / "simple_auth_manager_passwords.json")
+                          .read_text())["admin"]
+    assert password in text, "make airflow prints the login"
+
+    def parsed():
+        out = airflow_env.run("dags", "list", "-o", "json", check=False).stdout
+        return all(d in out for d in ("jquants_daily_ingest", "spark_features_daily"))
+
+    wait_until(parsed, 120, "the DAG processor to parse both DAGs", interval=3)
+    yield {"url": url, "password": password, "proc": proc}
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+    try:
+        proc.wait(timeout=90)
+        wait_until(lambda: not _group_alive(proc.pid), 30, "every Airflow process to exit")
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        fh.close()
+    assert "stopping Airflow" in log.read_text()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _snapshot(lake: str) -> dict[str, list]:
+    out = {}
+    for table in ("bronze.equities_bars_daily", "bronze.equities_master",
+                  "bronze.indices_topix", "silver.equities_prices_daily",
+                  "silver.indices_topix_daily", "silver.fins_statements",
+                  "silver.equities_master_asof"):
+        df = deltars.read_table(table, lake_root=lake).to_pandas()
+        if "date" in df and table != "silver.equities_master_asof":
+            df = df[(df["date"] >= WEEK[0]) & (df["date"] <= WEEK[1])]
+        df = df.drop(columns=[c for c in df.columns if c.startswith("_")])
+        out[table] = sorted(map(repr, df.to_dict("records")))
+    return out
+
+
+def _backfill(af, *extra: str) -> list[dict]:
+    args = ("backfill", "create", "--dag-id", "jquants_daily_ingest",
+            "--from-date", WEEK[0].isoformat(), "--to-date", f"{WEEK[1].isoformat()}T23:59:00",
+            "--max-active-runs", "2", *extra)
+
+    def created():
+        # the scheduler marks a finished backfill complete a few seconds after its runs
+        proc = af.run(*args, check=False)
+        if proc.returncode == 0:
+            return True
+        assert "AlreadyRunningBackfill" in proc.stderr + proc.stdout, proc.stderr[-3000:]
+        return False
+
+    wait_until(created, 90, "the previous backfill to be marked complete", interval=3)
+
+    def done():
+        runs = [r for r in af.runs("jquants_daily_ingest") if r["run_id"].startswith("backfill")]
+        if len(runs) == 5 and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        return None
+
+    return wait_until(done, 300, "the backfill's 5 runs to finish", interval=3)
+
+
+def test_one_week_backfill_gives_one_partition_per_trading_day_and_rerun_changes_nothing(
+        airflow_env, live):
+    af = airflow_env
+    af.run("dags", "unpause", "jquants_daily_ingest")
+    runs = _backfill(af)
+    assert {r["state"] for r in runs} == {"success"}, runs
+    lake = af.lake
+    for table in ("bronze.equities_bars_daily", "bronze.equities_master",
+                  "silver.equities_prices_daily"):
+        df = deltars.read_table(table, WEEK[0], WEEK[1], lake_root=lake).to_pandas()
+        code = "code" if "code" in df else "Code"
+        assert sorted(set(df["date"])) == TRADING, table
+        assert not df.duplicated(["date", code]).any(), table
+        assert df.groupby("date").size().between(1, STOCKS).all(), table
+        files = deltars_partitions(table, lake)
+        assert files >= set(TRADING) and dt.date(2026, 11, 23) not in files
+    first = _snapshot(lake)
+    started = time.monotonic()
+    again = _backfill(af, "--reprocess-behavior", "completed")
+    assert {r["state"] for r in again} == {"success"}
+    assert _snapshot(lake) == first
+    print(f"backfill re-run: {time.monotonic() - started:.0f}s")
+
+
+def deltars_partitions(table: str, lake: str) -> set[dt.date]:
+    """Trade dates of the table's live Delta partitions (from the log, not the data)."""
+    from deltalake import DeltaTable
+
+    from gogooku3.lake import catalog
+
+    spec = catalog.table(table)
+    layer, name = spec.name.split(".", 1)
+    dt_ = DeltaTable(f"{lake}/{layer}/{name}")
+    import pyarrow as pa
+
+    parts = pa.table(dt_.get_add_actions(flatten=True)).to_pydict()
+    return {dt.date.fromisoformat(str(v)[:10]) for v in parts["partition.date"]}
+
+
+def _browser():
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.fail(f"the UI test needs Debian's chromium and chromium-driver ({CHROMIUM}, "
+                    f"{CHROMEDRIVER}); run `make sysdeps`")
+    from selenium import webdriver
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1440,960"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(options=opts, service=webdriver.ChromeService(CHROMEDRIVER))
+
+
+def test_ui_login_dag_list_and_ingest_grid_in_headless_chromium(live):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    REPORTS.mkdir(exist_ok=True)
+    url = live["url"]
+    with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=10) as r:
+        assert r.status == 200
+    driver = _browser()
+    try:
+        wait = WebDriverWait(driver, 60)
+        driver.get(url)
+        wait.until(ec.presence_of_element_located((By.NAME, "username")))
+        driver.find_element(By.NAME, "username").send_keys("admin")
+        driver.find_element(By.NAME, "password").send_keys(live["password"])
+        driver.save_screenshot(str(REPORTS / "airflow_login.png"))
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: "login" not in d.current_url)
+
+        driver.get(f"{url}/dags")
+        wait.until(lambda d: "jquants_daily_ingest" in d.page_source
+                   and "spark_features_daily" in d.page_source)
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "jquants_daily_ingest" in body and "spark_features_daily" in body
+        driver.save_screenshot(str(REPORTS / "airflow_dags.png"))
+
+        driver.get(f"{url}/dags/jquants_daily_ingest")  # the grid is the DAG page's left pane
+        wait.until(lambda d: "is_trading_day" in d.page_source)
+        time.sleep(2)  # let the grid's cells paint before the screenshot
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "jquants_daily_ingest" in body
+        for task in ("is_trading_day", "fetch", "quality_gate", "build_silver"):
+            assert task in driver.page_source, task
+        driver.save_screenshot(str(REPORTS / "airflow_ingest_grid.png"))
+    finally:
+        driver.quit()
+    for name in ("airflow_login.png", "airflow_dags.png", "airflow_ingest_grid.png"):
+        assert (REPORTS / name).stat().st_size > 10_000, name
