@@ -71,6 +71,7 @@ STATEMENT_FEATURES: list[str] = [
 FEATURES: list[str] = FLOW_FEATURES + MARGIN_FEATURES + STATEMENT_FEATURES
 
 FLOW_Z_WINDOW, FLOW_Z_MIN = 52, 13
+FLOW_MAX_STALE_DAYS = 366
 ADV_WINDOW = 20
 _UNBOUNDED = Window.unboundedPreceding
 
@@ -158,20 +159,28 @@ def add_flow_features(df: DataFrame, flows: DataFrame) -> DataFrame:
     """``df`` plus ``FLOW_FEATURES`` (same value for every code of a date).
 
     ``flows`` is ``silver.investor_flows``; it should start a year before ``df`` for full
-    z-score windows. The as-of join runs on the distinct dates (small) and is broadcast.
+    z-score windows. The latest week of each usable date holds until the next usable
+    date (at most ``FLOW_MAX_STALE_DAYS`` past its own); those intervals are expanded to
+    calendar days — a few thousand rows — and broadcast-joined on ``date``, so the price
+    frame is neither shuffled nor read twice.
     """
     series = flow_series(flows)
-    values = [c for c in FLOW_FEATURES if c != "flow_days_since_pub"] + ["published_date"]
-    dates = df.select("date").distinct()
-    per_date = asof_by_key(dates, series, values, key=(), ties=("start_date",))
-    per_date = per_date.select(
-        "date",
-        *[F.col(f"_evt.{c}").alias(c) for c in values if c != "published_date"],
-        F.datediff("date", F.col("_evt.published_date")).cast("double").alias(
-            "flow_days_since_pub"
-        ),
+    latest = series.withColumn(
+        "_rn",
+        F.row_number().over(Window.partitionBy("date").orderBy(F.col("start_date").desc())),
+    ).filter("_rn = 1")
+    nxt = F.lead("date").over(Window.partitionBy(F.lit(0)).orderBy("date"))
+    latest = latest.withColumn(
+        "_until", F.coalesce(nxt, F.date_add("date", FLOW_MAX_STALE_DAYS + 1))
     )
-    out = df.join(F.broadcast(per_date), on="date", how="left")
+    days = latest.select(
+        F.explode(F.sequence(F.col("date"), F.date_sub("_until", 1))).alias("date"),
+        "published_date",
+        *[c for c in FLOW_FEATURES if c != "flow_days_since_pub"],
+    )
+    out = df.join(F.broadcast(days), on="date", how="left").withColumn(
+        "flow_days_since_pub", F.datediff("date", "published_date").cast("double")
+    )
     return out.select(*df.columns, *FLOW_FEATURES)
 
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from gogooku3.market.calendar import offline_trading_days
@@ -45,6 +45,7 @@ _PEER_SCHEMA = (
     "peer_ret_5d_var double, peer_corr_mean double"
 )
 CALENDAR_ANCHOR = dt.date(2000, 1, 4)
+SERVE_MAX_DAYS = 366  # the latest snapshot serves at most a year of later dates
 
 
 def snapshot_dates(dates: Sequence[dt.date], cadence: int) -> list[dt.date]:
@@ -185,20 +186,20 @@ _PEER_SCHEMA_COLS = [c.split()[0] for c in _PEER_SCHEMA.split(", ")]
 
 def add_peer_features(df: DataFrame, graph: DataFrame) -> DataFrame:
     """``df`` (base price rows) plus ``FEATURES``, each date using the latest ``graph``
-    snapshot on or before it (null before the first snapshot or for codes without peers).
+    snapshot on or before it (null before the first snapshot, more than ``SERVE_MAX_DAYS``
+    after the last, or for codes without peers).
 
     ``graph`` has ``gold.peer_graph`` columns. Peer returns are those of the same date
     (prices ``<= date``); a peer without a row that day is skipped.
     """
     rets = add_trailing_returns(df.select("date", "code", "adj_close"), (1, 5), "_pf_r")
     rets = rets.select("date", "code", F.col("_pf_r1").alias("r1"), F.col("_pf_r5").alias("r5"))
+    # each snapshot serves the calendar days up to the next one (the last: SERVE_MAX_DAYS)
     snaps = graph.select(F.col("date").alias("snap")).distinct()
-    serve = (
-        df.select("date").distinct()
-        .join(F.broadcast(snaps), F.col("snap") <= F.col("date"))
-        .groupBy("date")
-        .agg(F.max("snap").alias("snap"))
-    )
+    until = F.lead("snap").over(Window.partitionBy(F.lit(0)).orderBy("snap"))
+    serve = snaps.select(
+        "snap", F.coalesce(until, F.date_add("snap", SERVE_MAX_DAYS + 1)).alias("_until")
+    ).select("snap", F.explode(F.sequence("snap", F.date_sub("_until", 1))).alias("date"))
     left = rets.join(F.broadcast(serve), on="date")
     edges = graph.select(F.col("date").alias("snap"), "code", "peer_code", "rank", "corr")
     stats = (
