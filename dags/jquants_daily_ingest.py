@@ -14,7 +14,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from gogooku3.airflow.assets import bronze_assets, silver_assets
-from gogooku3.airflow.defaults import FETCH_ENDPOINTS, OWNER, POOL_JQUANTS
+from gogooku3.airflow.defaults import FETCH_ENDPOINTS, OWNER, POOL_JQUANTS, POOL_LAKE
 
 DOC = __doc__
 
@@ -55,14 +55,14 @@ def jquants_daily_ingest():
 
         return run(endpoint, plan, context)
 
-    @task(task_id="quality_gate", retries=0, outlets=bronze_assets())
+    @task(task_id="quality_gate", retries=0, pool=POOL_LAKE, outlets=bronze_assets())
     def quality_gate(plan: dict, **context):
         """Great Expectations gate + bronze; fails naming table, date and check."""
         from gogooku3.airflow.ingest_tasks import gate
 
         return gate(plan, context)
 
-    @task(task_id="build_silver", outlets=silver_assets())
+    @task(task_id="build_silver", pool=POOL_LAKE, outlets=silver_assets())
     def build_silver(plan: dict, **context):
         """Adjusted silver tables for the gated dates, then the validation ledger."""
         from gogooku3.airflow.ingest_tasks import silver

@@ -24,20 +24,22 @@ stopping=0
 stop() {
   trap - INT TERM EXIT
   echo "stopping Airflow..."
-  kill -TERM "${pids[@]}" 2>/dev/null || true
+  # each component runs in its own process group (setsid): stop the whole group, so
+  # executor workers and task processes go with their parent
+  for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
   for _ in $(seq 1 30); do
     alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
     [ $alive -eq 0 ] && break
     sleep 1
   done
-  kill -KILL "${pids[@]}" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
 }
 trap 'stopping=1' INT TERM
 trap stop EXIT
 for component in api-server scheduler dag-processor triggerer; do
-  airflow "$component" >"$AIRFLOW_HOME/logs/$component.log" 2>&1 &
+  setsid airflow "$component" >"$AIRFLOW_HOME/logs/$component.log" 2>&1 &
   pids+=($!)
 done
 URL=$AIRFLOW__API__BASE_URL

@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +89,24 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 2.0):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class AirflowAPI:
+    """The running API server's REST API (``/api/v2``) with a SimpleAuthManager token."""
+
+    def __init__(self, url: str, username: str, password: str):
+        self.url = url
+        body = json.dumps({"username": username, "password": password}).encode()
+        req = urllib.request.Request(f"{url}/auth/token", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            self.token = json.loads(r.read())["access_token"]
+
+    def get(self, path: str) -> dict:
+        req = urllib.request.Request(f"{self.url}/api/v2{path}",
+                                     headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.get(f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]

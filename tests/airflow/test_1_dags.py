@@ -75,6 +75,7 @@ def test_ingest_dag_runs_on_the_tokyo_weekday_cron_with_pools_retries_owner(dagb
     assert tasks["fetch"]["downstream"] == ["quality_gate"]
     assert tasks["quality_gate"]["retries"] == 0  # a failed check is not transient
     assert tasks["quality_gate"]["downstream"] == ["build_silver"]
+    assert tasks["quality_gate"]["pool"] == tasks["build_silver"]["pool"] == "lake_writes"
     assert all(t["owner"] == "gogooku3-data" for t in tasks.values())
     assert "gogooku3://lake/bronze/equities_bars_daily" in tasks["quality_gate"]["outlets"]
     assert "gogooku3://lake/silver/equities_prices_daily" in tasks["build_silver"]["outlets"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 OWNER = "gogooku3-data"
 POOL_JQUANTS = "jquants_api"
+POOL_LAKE = "lake_writes"
 POOL_SPARK = "spark"
 POOL_GPU = "gpu"
 JQUANTS_CONN_ID = "jquants_default"

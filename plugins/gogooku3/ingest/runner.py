@@ -472,7 +472,7 @@ def build_master_asof(lake_root: str | None = None) -> int:
 # ---- calendar and the range driver ------------------------------------------------------
 
 async def _fetch_calendar(client: JQuantsClient, start: dt.date, end: dt.date,
-                          lake_root: str | None) -> None:
+                          lake_root: str | None, only_if_changed: bool = False) -> None:
     ep = endpoint("calendar")
     rows = await client.get(ep.path, ep.params_for_range(start, end))
     t = bz.rows_to_bronze(rows, ep, source=f"api:{ep.path}", ingested_at=dt.datetime.now(dt.UTC))
@@ -481,6 +481,17 @@ async def _fetch_calendar(client: JQuantsClient, start: dt.date, end: dt.date,
                     ep.path, start, end)
         return
     covered = sorted(set(t.column("date").to_pylist()))
+    if only_if_changed:
+        fresh = dict(zip(t.column("date").to_pylist(), t.column("HolDiv").to_pylist(),
+                         strict=True))
+        try:
+            old = deltars.read_table(ep.table, covered[0], covered[-1],
+                                     columns=["date", "HolDiv"], lake_root=lake_root)
+            if dict(zip(old.column("date").to_pylist(), old.column("HolDiv").to_pylist(),
+                        strict=True)) == fresh:
+                return  # a daily run should not commit an unchanged calendar
+        except deltars.TableNotFound:
+            pass
     bz.write_bronze(t, ep, covered, lake_root=lake_root)
 
 
@@ -638,7 +649,7 @@ def refresh_calendar(client: JQuantsClient, start: dt.date, end: dt.date,
     lake's calendar (offline JPX calendar where J-Quants has no rows; logged)."""
     lake_root = lake_root or get_settings().lake_uri
     _run_with(client, lambda: _fetch_calendar(client, start - dt.timedelta(days=10), end,
-                                              lake_root))
+                                              lake_root, only_if_changed=True))
     return TradingCalendar.from_lake(lake_root)
 
 
