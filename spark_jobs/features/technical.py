@@ -19,8 +19,10 @@ indicators are TA-Lib's, run on the code's series starting at the first traded r
 of history, never more than ``LOOKBACK``, and never anything after its date. Within that
 series the values equal TA-Lib's exactly, including TA-Lib's warm-up (null before
 TA-Lib's lookback); against TA-Lib run on a stock's whole history they differ only by the
-seed's decayed weight ``(1-a)^200`` (below 1e-15 for RSI/ATR/ADX-14 and EMA ≤ 20; EMA-60/
-EMA-120 carry a small, documented long-memory difference).
+seed's decayed weight ``(1-a)^200``: below 1e-6 relative for EMA ≤ 20, RSI-2/14 and ATR-14
+(Wilder-14: ``(13/14)^200 ≈ 4e-7``); the longer memories — EMA-60/120, MACD's EMA-26 and
+ADX's two nested Wilder sums — keep up to ~1e-5 relative (tests/spark_jobs/
+test_technical_talib.py checks both statements against the TA-Lib package).
 
 Price-level indicators are scale-free: MACD lines and ATR are divided by the day's
 adjusted close; EMA/SMA are stored as gaps ``close / MA − 1``.
