@@ -35,7 +35,7 @@ CALENDAR_ANCHOR = dt.date(2000, 1, 4)
 PRICES = "silver.equities_prices_daily"
 
 
-class FeatureInputError(LakeError):
+class FeatureInputError(LakeError, ValueError):
     """Silver input of a feature build is missing or empty (message: table, dates, what)."""
 
 

@@ -76,20 +76,16 @@ def add_trailing_returns(df: DataFrame, horizons: Sequence[int], prefix: str) ->
 def add_windowed_sums(df: DataFrame, cols: dict[str, Column], n: int, prefix: str) -> DataFrame:
     """Add ``{prefix}{name}`` = sum of ``expr`` over the last ``n`` rows of each code.
 
-    Computed as running sum minus the running sum ``n`` rows back: O(rows), where a
-    sliding ``rowsBetween(-n+1, 0)`` frame re-aggregates the whole frame for every row.
-    Null terms are skipped (like ``sum``); the sum of no terms is 0.
+    A sliding ``rowsBetween(-(n-1), 0)`` frame: each value is summed from exactly those
+    ``n`` rows, so it does not depend on how far back a build reads (a running sum minus
+    the running sum ``n`` rows back would, in its last bits, and loses precision over long
+    histories). Null terms are skipped (like ``sum``); the sum of no terms is 0.
     """
-    staged = df.select("*", *[F.sum(e).over(_upto_now()).alias(f"{prefix}c_{k}") for k, e in cols.items()])
-    staged = staged.select(
+    frame = by_code().rowsBetween(-(n - 1), Window.currentRow)
+    return df.select(
         "*",
-        *[
-            (F.col(f"{prefix}c_{k}") - F.coalesce(F.lag(f"{prefix}c_{k}", n).over(by_code()), F.lit(0.0)))
-            .alias(f"{prefix}{k}")
-            for k in cols
-        ],
+        *[F.coalesce(F.sum(e).over(frame), F.lit(0.0)).alias(f"{prefix}{k}") for k, e in cols.items()],
     )
-    return staged.drop(*[f"{prefix}c_{k}" for k in cols])
 
 
 def market_series(topix: DataFrame) -> DataFrame:

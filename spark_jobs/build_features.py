@@ -1,0 +1,214 @@
+"""Feature build: silver → ``gold.features``, ``gold.labels`` and ``gold.peer_graph``.
+
+    spark-submit spark_jobs/build_features.py --start 2025-01-06 --end 2025-01-10
+    python -m spark_jobs.build_features --start D --end D     # same, in-process Spark
+    gogooku3 features --start D --end D                       # same, through the CLI
+
+Reads silver prices from ``LOOKBACK`` (260) trading days before ``start`` (context tables
+further back, see ``inputs``), composes every feature group of ``configs/features.yaml``,
+normalizes each date cross-sectionally and replaces exactly the trading days of
+``[start, end]`` in ``gold.features`` and ``gold.peer_graph``. ``gold.labels`` is replaced
+on ``[start, end]`` plus the up to ``max(HORIZONS)`` earlier trading days that already
+have features: their forward returns become known as new days arrive, and a daily run
+must fill them in (their keys stay exactly the features' keys).
+
+Guarantees: a feature on ``T`` uses silver rows dated ``<= T`` (and ``>= T − 259``
+trading days) only; rebuilding a range reproduces identical tables; a one-day run
+equals that day of a full rebuild.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger("spark_jobs.build_features")
+
+PEER_K = 10
+PEER_WINDOW = 60
+PEER_CADENCE = 20
+
+
+class FeatureBuildError(ValueError):
+    """A feature build cannot run: bad range or a catalogue/code mismatch."""
+
+
+def code_groups() -> dict[str, list[str]]:
+    """Group name → the feature columns its module adds, in composition order."""
+    from spark_jobs.features import fundamentals, market, peers, prices, sector, technical, volume
+
+    return {
+        "prices": prices.FEATURES,
+        "technical": technical.FEATURES,
+        "volume": volume.FEATURES,
+        "market": market.FEATURES,
+        "sector": sector.FEATURES,
+        "flows": fundamentals.FLOW_FEATURES,
+        "margin": fundamentals.MARGIN_FEATURES,
+        "statements": fundamentals.STATEMENT_FEATURES,
+        "peers": peers.FEATURES,
+    }
+
+
+def catalogue_features() -> list[str]:
+    """Feature names of ``configs/features.yaml``, checked against the code's groups."""
+    from gogooku3.lake.features_schema import FEATURES_YAML, feature_groups
+
+    yaml_groups, code = feature_groups(), code_groups()
+    if yaml_groups != code:
+        diff = [
+            f"{g}: yaml {yaml_groups.get(g)} vs code {code.get(g)}"
+            for g in dict.fromkeys([*yaml_groups, *code])
+            if yaml_groups.get(g) != code.get(g)
+        ]
+        raise FeatureBuildError(f"{FEATURES_YAML} does not match the feature modules: " + "; ".join(diff))
+    return [n for names in code.values() for n in names]
+
+
+@dataclass
+class FeatureFrames:
+    """Lazy DataFrames of one build and the dates each one replaces."""
+
+    features: object
+    labels: object
+    peer_graph: object
+    feature_dates: list[dt.date]
+    label_dates: list[dt.date]
+
+
+def compose(inputs, names: Sequence[str], peer_cadence: int = PEER_CADENCE):
+    """Base price frame (with look-back) → all raw feature groups → rows of
+    ``[inputs.start, inputs.end]`` normalized per date; also returns the peer graph."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs.features import fundamentals, market, peers, prices, sector, technical, volume
+    from spark_jobs.features.inputs import with_trading_index
+    from spark_jobs.features.normalize import normalize_cross_section
+
+    df = with_trading_index(inputs.prices)
+    out = prices.add_price_features(df)
+    out = technical.add_technical_features(out)
+    out = volume.add_volume_features(out)
+    out = market.add_market_features(out, inputs.topix)
+    out = sector.add_sector_features(out, inputs.master_asof)
+    out = fundamentals.add_flow_features(out, inputs.flows)
+    out = fundamentals.add_margin_features(out, inputs.margin)
+    out = fundamentals.add_statement_features(out, inputs.statements)
+    graph = peers.build_peer_graph(
+        inputs.prices, k=PEER_K, window=PEER_WINDOW, cadence=peer_cadence, start=inputs.start
+    )
+    out = peers.add_peer_features(out, graph)
+    in_range = (F.col("date") >= F.lit(inputs.start)) & (F.col("date") <= F.lit(inputs.end))
+    features = normalize_cross_section(out.filter(in_range), names)
+    return features, graph.filter(in_range)
+
+
+def plan(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
+         peer_cadence: int = PEER_CADENCE) -> FeatureFrames:
+    """Read silver and build the (lazy) frames of a ``[start, end]`` build; raises
+    ``FeatureBuildError``/``FeatureInputError`` naming what is wrong before any write."""
+    from pyspark.sql import functions as F
+
+    from gogooku3.lake import deltars, spark_io
+    from gogooku3.lake.errors import TableNotFound
+    from gogooku3.market.calendar import TradingCalendar
+    from spark_jobs.features.inputs import read_inputs
+    from spark_jobs.features.labels import HORIZONS, compute_labels
+
+    if start > end:
+        raise FeatureBuildError(f"feature build: --start {start} is after --end {end}")
+    names = catalogue_features()
+    cal = TradingCalendar.from_lake(lake_root)
+    days = cal.trading_days(start, end)
+    if not days:
+        raise FeatureBuildError(f"feature build: no JPX trading day in {start}..{end}")
+    inputs = read_inputs(spark, start, end, calendar=cal, lake_root=lake_root)
+    features, graph = compose(inputs, names, peer_cadence)
+
+    # labels: the build's days plus earlier days (within the longest horizon) that have features
+    back = cal.shift(days[0], -max(HORIZONS))
+    try:
+        built = deltars.read_table("gold.features", columns=["date"], lake_root=lake_root,
+                                   start=back, end=days[0] - dt.timedelta(days=1))
+        earlier = sorted(set(built.column("date").to_pylist()))
+    except TableNotFound:
+        earlier = []
+    label_dates = [*earlier, *days]
+    horizon_end = cal.shift(days[-1], max(HORIZONS))
+    label_prices = spark_io.read_table(spark, "silver.equities_prices_daily", label_dates[0],
+                                       horizon_end, lake_root=lake_root)
+    labels = compute_labels(label_prices).filter(F.col("date").isin(label_dates))
+    return FeatureFrames(features, labels, graph, days, label_dates)
+
+
+def _rows_written(spark, table: str, lake_root: str | None) -> int | None:
+    from delta.tables import DeltaTable
+
+    from gogooku3.lake import spark_io
+
+    metrics = DeltaTable.forPath(spark, spark_io.table_path(table, lake_root)).history(1)
+    row = metrics.select("operationMetrics").first()
+    value = (row[0] or {}).get("numOutputRows") if row else None
+    return int(value) if value is not None else None
+
+
+def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
+        peer_cadence: int = PEER_CADENCE) -> dict[str, int | None]:
+    """Build and write ``[start, end]`` (module docstring); returns rows written per table."""
+    from gogooku3.lake import spark_io
+
+    t0 = time.perf_counter()
+    frames = plan(spark, start, end, lake_root, peer_cadence)
+    rows: dict[str, int | None] = {}
+    for table, df, dates in (
+        ("gold.features", frames.features, frames.feature_dates),
+        ("gold.labels", frames.labels, frames.label_dates),
+        ("gold.peer_graph", frames.peer_graph, frames.feature_dates),
+    ):
+        t = time.perf_counter()
+        spark_io.write_dates(df, table, dates, lake_root=lake_root)
+        rows[table] = _rows_written(spark, table, lake_root)
+        log.info("%s: %s rows for %d dates %s..%s in %.1f s", table, rows[table], len(dates),
+                 dates[0], dates[-1], time.perf_counter() - t)
+    log.info("feature build %s..%s done in %.1f s", start, end, time.perf_counter() - t0)
+    return rows
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from gogooku3.market.calendar import parse_date
+
+    parser = argparse.ArgumentParser(
+        prog="build_features", description="silver -> gold.features / gold.labels / gold.peer_graph"
+    )
+    parser.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first trade date")
+    parser.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last trade date")
+    parser.add_argument("--lake", default=None, help="lake root (default: settings / GOGOOKU_LAKE)")
+    args = parser.parse_args(argv)
+    args.start = parse_date(args.start, "--start")
+    args.end = parse_date(args.end, "--end")
+    if args.start > args.end:
+        parser.error(f"--start {args.start} is after --end {args.end}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """spark-submit entry point: parse, get the session from the lake layer, run."""
+    from gogooku3.lake.spark import get_spark
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    spark = get_spark("gogooku3-build-features")
+    try:
+        run(spark, args.start, args.end, lake_root=args.lake)
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
