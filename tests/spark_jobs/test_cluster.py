@@ -1,6 +1,6 @@
 """A standalone Spark cluster (master + 1 worker, started here with scripts/spark_cluster.sh)
-computes the same features as local[*] through spark-submit, and the history server's REST
-API lists the cluster application afterwards.
+runs ``spark-submit spark_jobs/build_features.py`` and writes the same gold tables as the
+same job on local[*], and the history server's REST API lists the cluster application.
 
 Everything runs in subprocesses on free ports under the test's own directory; the cluster
 and the history server are stopped in teardown even when the test fails.
@@ -12,6 +12,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,34 +33,7 @@ SCRIPTS = PROJECT_ROOT / "scripts"
 START, END = dt.date(2023, 9, 1), dt.date(2024, 3, 29)
 BUILD_FROM = dt.date(2024, 3, 1)
 
-# Until spark_jobs/build_features.py runs, this job stands in for it: read silver, add a
-# representative part of the context groups — windows by code (market), the as-of union
-# (statements) and the pandas UDFs (peer graph and peer features, run by the cluster's own
-# Python workers) — and write Parquet. Same session factory, conf and transforms as the job.
-_CONTEXT_JOB = '''
-import sys
-from gogooku3.lake import spark_io
-from gogooku3.lake.spark import get_spark
-from spark_jobs.features import fundamentals, market, peers
-
-
-def build(spark, lake_root, since):
-    def read(name):
-        return spark_io.read_table(spark, name, lake_root=lake_root)
-
-    df = read("silver.equities_prices_daily")
-    out = market.add_market_features(df, read("silver.indices_topix_daily"))
-    out = fundamentals.add_statement_features(out, read("silver.fins_statements"))
-    out = peers.add_peer_features(out, peers.build_peer_graph(df, k=5, window=40, cadence=10))
-    return out.filter(out.date >= since)
-
-
-if __name__ == "__main__":
-    out_dir, app, lake_root, since = sys.argv[1:5]
-    spark = get_spark(app)
-    build(spark, lake_root, since).write.mode("overwrite").parquet(out_dir)
-    spark.stop()
-'''
+JOB = PROJECT_ROOT / "spark_jobs" / "build_features.py"
 
 
 def free_port() -> int:
@@ -143,7 +117,8 @@ def history_server(env):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _submit(env: dict, master: str, out: Path, app: str, job: Path) -> None:
+def _submit(env: dict, master: str, lake_root: str) -> None:
+    """spark-submit the feature job to ``master`` for BUILD_FROM..END into ``lake_root``."""
     from gogooku3.lake.spark import spark_conf
     from gogooku3.settings import load_settings
 
@@ -151,43 +126,44 @@ def _submit(env: dict, master: str, out: Path, app: str, job: Path) -> None:
                              spark_shuffle_partitions=2, spark_driver_memory="1g")
     conf = {**spark_conf(settings), "spark.ui.enabled": "false",
             "spark.executor.memory": "768m", "spark.default.parallelism": "2"}
-    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", master,
-           "--name", app]
+    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", master]
     for k, v in conf.items():
         cmd += ["--conf", f"{k}={v}"]
-    cmd += [str(job), str(out), app, env["GOGOOKU_LAKE"], BUILD_FROM.isoformat()]
+    cmd += [str(JOB), "--start", BUILD_FROM.isoformat(), "--end", END.isoformat(),
+            "--lake", lake_root]
     # get_spark takes the master from settings, so the environment must name it too
     run = subprocess.run(cmd, env={**env, "SPARK_MASTER": master}, capture_output=True,
-                         text=True, timeout=400, cwd=PROJECT_ROOT)
+                         text=True, timeout=600, cwd=PROJECT_ROOT)
     assert run.returncode == 0, run.stderr[-4000:]
 
 
-def _sorted(df: pd.DataFrame) -> pd.DataFrame:
-    return df.sort_values(["date", "code"]).reset_index(drop=True)
+def _gold(lake_root: str, table: str) -> pd.DataFrame:
+    from gogooku3.lake import deltars
 
-
-def _in_process(spark, job: Path, lake_root: str) -> pd.DataFrame:
-    """The same job's transforms on the test session (local[2]), without a second JVM."""
-    spec = importlib.util.spec_from_file_location("context_job", job)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.build(spark, lake_root, BUILD_FROM.isoformat()).toPandas()
+    df = deltars.read_table(table, lake_root=lake_root).to_pandas()
+    keys = [k for k in ("date", "code", "peer_code") if k in df.columns]
+    return df.sort_values(keys).reset_index(drop=True)
 
 
 def test_standalone_cluster_matches_local_and_history_server_lists_it(
-        spark, tmp_path, env, cluster, history_server):
-    job = tmp_path / "context_job.py"
-    job.write_text(_CONTEXT_JOB)
-    _submit(env, cluster, tmp_path / "cluster", "gogooku3-features-cluster", job)
-    remote = _sorted(pd.read_parquet(tmp_path / "cluster"))
-    local = _sorted(_in_process(spark, job, env["GOGOOKU_LAKE"]))[list(remote.columns)]
-    assert len(local) > 0 and local.shape == remote.shape
-    assert local["date"].min() >= BUILD_FROM
-    pd.testing.assert_frame_equal(local[["date", "code"]], remote[["date", "code"]])
-    num = local.select_dtypes("number").columns
-    a, b = local[num].to_numpy(float), remote[num].to_numpy(float)
-    assert np.array_equal(np.isnan(a), np.isnan(b))
-    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        spark, sim_lake, env, cluster, history_server):
+    from spark_jobs import build_features
+
+    remote_lake, local_lake = sim_lake / "remote", sim_lake / "local"
+    for root in (remote_lake, local_lake):
+        shutil.copytree(sim_lake / "lake" / "silver", root / "silver", dirs_exist_ok=True)
+    _submit(env, cluster, str(remote_lake))
+    build_features.run(spark, BUILD_FROM, END, lake_root=str(local_lake))
+    for table in ("gold.features", "gold.labels", "gold.peer_graph"):
+        local, remote = _gold(str(local_lake), table), _gold(str(remote_lake), table)
+        assert len(local) > 0 and local.shape == remote.shape, table
+        assert local["date"].min() >= BUILD_FROM
+        pd.testing.assert_frame_equal(local.select_dtypes(exclude="number"),
+                                      remote.select_dtypes(exclude="number"))
+        num = local.select_dtypes("number").columns
+        a, b = local[num].to_numpy(float), remote[num].to_numpy(float)
+        assert np.array_equal(np.isnan(a), np.isnan(b)), table
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=table)
 
     # the history server replays the cluster run's event log
     deadline, apps = time.monotonic() + 120, []
@@ -196,10 +172,10 @@ def test_standalone_cluster_matches_local_and_history_server_lists_it(
             apps = _get_json(f"{history_server}/api/v1/applications")
         except OSError:
             apps = []
-        names = {a["name"]: a["id"] for a in apps}
-        if "gogooku3-features-cluster" in names:
+        cluster_apps = [a for a in apps if a["id"].startswith("app-")]  # standalone app ids
+        if cluster_apps:
             break
         time.sleep(1)
-    names = {a["name"]: a["id"] for a in apps}
-    assert "gogooku3-features-cluster" in names, apps
-    assert names["gogooku3-features-cluster"].startswith("app-")  # a standalone-master app id
+    assert cluster_apps, apps
+    assert "build-features" in cluster_apps[0]["name"]
+    assert cluster_apps[0]["attempts"][0]["completed"] is True
