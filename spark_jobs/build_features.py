@@ -29,10 +29,6 @@ from dataclasses import dataclass
 
 log = logging.getLogger("spark_jobs.build_features")
 
-PEER_K = 10
-PEER_WINDOW = 60
-PEER_CADENCE = 20
-
 
 class FeatureBuildError(ValueError):
     """A feature build cannot run: bad range or a catalogue/code mismatch."""
@@ -81,13 +77,15 @@ class FeatureFrames:
     label_dates: list[dt.date]
 
 
-def compose(inputs, names: Sequence[str], peer_cadence: int = PEER_CADENCE):
+def compose(inputs, names: Sequence[str], peer_cadence: int | None = None):
     """Base price frame (with look-back) → all raw feature groups → rows of
-    ``[inputs.start, inputs.end]`` normalized per date; also returns the peer graph."""
+    ``[inputs.start, inputs.end]`` normalized per date; also returns the peer graph
+    (``peer_graph`` of ``configs/features.yaml``; ``peer_cadence`` overrides its cadence)."""
     from pyspark.sql import functions as F
 
+    from gogooku3.lake.features_schema import peer_graph_params
     from spark_jobs.features import fundamentals, market, peers, prices, sector, technical, volume
-    from spark_jobs.features.inputs import with_trading_index
+    from spark_jobs.features.inputs import LOOKBACK, with_trading_index
     from spark_jobs.features.normalize import normalize_cross_section
 
     df = with_trading_index(inputs.prices)
@@ -99,8 +97,15 @@ def compose(inputs, names: Sequence[str], peer_cadence: int = PEER_CADENCE):
     out = fundamentals.add_flow_features(out, inputs.flows)
     out = fundamentals.add_margin_features(out, inputs.margin)
     out = fundamentals.add_statement_features(out, inputs.statements)
+    pg = peer_graph_params()
+    if pg["window"] + pg["cadence"] > LOOKBACK:
+        raise FeatureBuildError(
+            f"configs/features.yaml peer_graph: window {pg['window']} + cadence {pg['cadence']}"
+            f" reaches past the {LOOKBACK}-trading-day look-back"
+        )
     graph = peers.build_peer_graph(
-        inputs.prices, k=PEER_K, window=PEER_WINDOW, cadence=peer_cadence, start=inputs.start
+        inputs.prices, k=pg["k"], window=pg["window"], cadence=peer_cadence or pg["cadence"],
+        start=inputs.start,
     )
     out = peers.add_peer_features(out, graph)
     in_range = (F.col("date") >= F.lit(inputs.start)) & (F.col("date") <= F.lit(inputs.end))
@@ -109,7 +114,7 @@ def compose(inputs, names: Sequence[str], peer_cadence: int = PEER_CADENCE):
 
 
 def plan(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
-         peer_cadence: int = PEER_CADENCE) -> FeatureFrames:
+         peer_cadence: int | None = None) -> FeatureFrames:
     """Read silver and build the (lazy) frames of a ``[start, end]`` build; raises
     ``FeatureBuildError``/``FeatureInputError`` naming what is wrong before any write."""
     from pyspark.sql import functions as F
@@ -158,7 +163,7 @@ def _rows_written(spark, table: str, lake_root: str | None) -> int | None:
 
 
 def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
-        peer_cadence: int = PEER_CADENCE) -> dict[str, int | None]:
+        peer_cadence: int | None = None) -> dict[str, int | None]:
     """Build and write ``[start, end]`` (module docstring); returns rows written per table."""
     from gogooku3.lake import spark_io
 

@@ -48,6 +48,26 @@ def feature_groups(path: Path | str = FEATURES_YAML) -> dict[str, list[str]]:
     return out
 
 
+PEER_GRAPH_KEYS = ("k", "window", "cadence")
+
+
+def peer_graph_params(path: Path | str = FEATURES_YAML) -> dict[str, int]:
+    """``peer_graph`` of the catalogue: ``{"k", "window", "cadence"}``, positive integers."""
+    path = Path(path)
+    doc = yaml.safe_load(path.read_text()) or {}
+    params = doc.get("peer_graph")
+    if not isinstance(params, dict) or set(params) != set(PEER_GRAPH_KEYS):
+        raise FeatureCatalogError(
+            f"{path}: 'peer_graph' must map exactly {list(PEER_GRAPH_KEYS)}, got {params!r}")
+    bad = {k: v for k, v in params.items() if not isinstance(v, int) or isinstance(v, bool)
+           or v < 1}
+    if bad:
+        raise FeatureCatalogError(f"{path}: peer_graph values must be integers >= 1: {bad}")
+    if params["window"] < 2 or params["k"] < 1:
+        raise FeatureCatalogError(f"{path}: peer_graph window must be >= 2, got {params}")
+    return {k: int(params[k]) for k in PEER_GRAPH_KEYS}
+
+
 def feature_names(path: Path | str = FEATURES_YAML) -> list[str]:
     """Every raw feature name, in catalogue order."""
     return [n for names in feature_groups(path).values() for n in names]
