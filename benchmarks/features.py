@@ -223,40 +223,6 @@ def engine_polars(lake_root: str, out: str) -> int:
     return res.height
 
 
-def engine_spark_context(lake_root: str, out: str, start: dt.date, end: dt.date) -> int:
-    """The context groups of this repo (market, sector, flows, margin, statements, peers) on
-    Spark local[*]: read silver (with a 260-trade-day lookback) -> features -> Parquet."""
-    from pyspark.sql import functions as F
-
-    from gogooku3.lake import spark_io
-    from gogooku3.lake.spark import get_spark
-    from gogooku3.market.calendar import TradingCalendar
-    from spark_jobs.features import fundamentals, market, peers, sector
-
-    spark = get_spark("bench-features-context")
-    lo = TradingCalendar().trading_days_back(start, 260)
-    early = lo - dt.timedelta(days=400)  # a year of statements/flows before the lookback
-
-    def read(name, since=lo):
-        if name == "silver.equities_master_asof":  # not date-partitioned: read whole
-            return spark_io.read_table(spark, name, lake_root=lake_root)
-        return spark_io.read_table(spark, name, since, end, lake_root=lake_root)
-
-    df = read("silver.equities_prices_daily")
-    o = market.add_market_features(df, read("silver.indices_topix_daily"))
-    o = sector.add_sector_features(o, read("silver.equities_master_asof"))
-    o = fundamentals.add_flow_features(o, read("silver.investor_flows", early))
-    o = fundamentals.add_margin_features(o, read("silver.margin_interest", early))
-    o = fundamentals.add_statement_features(o, read("silver.fins_statements", early))
-    graph = peers.build_peer_graph(df, k=10, window=60, cadence=20, start=start)
-    o = peers.add_peer_features(o, graph)
-    o = o.filter(F.col("date") >= F.lit(start))
-    o.write.mode("overwrite").parquet(out)
-    n = spark.read.parquet(out).count()
-    spark.stop()
-    return n
-
-
 # ---- orchestration -------------------------------------------------------------------------
 
 
@@ -309,13 +275,10 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
 
 
 def _engine_main(args) -> None:
-    start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
     if args.engine == "pandas":
         n = engine_pandas(args.lake, args.out)
-    elif args.engine == "polars":
-        n = engine_polars(args.lake, args.out)
     else:
-        n = engine_spark_context(args.lake, args.out, start, end)
+        n = engine_polars(args.lake, args.out)
     print(json.dumps({"rows": n}))
 
 
@@ -353,27 +316,19 @@ def main(argv=None) -> int:
     first_build = days[0]
     env = {**os.environ, "GOGOOKU_LAKE": str(lake), "SPARK_EVENT_LOG_DIR": str(work / "events"),
            "PYSPARK_PYTHON": PY}
-    job = ROOT / "spark_jobs" / "build_features.py"
     rows_out = []
     load = os.getloadavg()
     for eng in args.engines.split(","):
         out = str(work / f"out_{eng}")
         if eng in ("spark", "spark-incremental"):
             lo = days[-1] if eng == "spark-incremental" else first_build
-            if job.exists():
-                cmd = [PY, "-m", "spark_jobs.build_features", "--start", lo.isoformat(),
-                       "--end", days[-1].isoformat()]
-                label = "Spark build_features.py (local[*])"
-            else:
-                cmd = [PY, __file__, "--engine", "spark-context", "--lake", str(lake),
-                       "--out", out, "--start", lo.isoformat(), "--end", days[-1].isoformat()]
-                label = "Spark context groups only (local[*])"
-            wall, peak, stdout = measure(cmd, env)
+            cmd = [PY, "-m", "spark_jobs.build_features", "--start", lo.isoformat(),
+                   "--end", days[-1].isoformat()]
+            wall, peak, _ = measure(cmd, env)
             n = (info.rows // max(info.dates, 1)) if eng == "spark-incremental" else info.rows
-            if not job.exists():
-                n = json.loads(stdout.strip().splitlines()[-1])["rows"]
             what = "incremental: 1 date" if eng == "spark-incremental" else "full build"
-            rows_out.append((f"{label}, {what}", n, wall, peak))
+            rows_out.append((f"Spark build_features.py (local[*], all 106 features + "
+                             f"normalization + labels), {what}", n, wall, peak))
         else:
             cmd = [PY, __file__, "--engine", eng, "--lake", str(lake), "--out", out + ".parquet",
                    "--start", first_build.isoformat(), "--end", days[-1].isoformat()]
@@ -390,11 +345,15 @@ def main(argv=None) -> int:
         f"machine: {os.cpu_count()} cores; load average at start {load[0]:.2f} {load[1]:.2f} "
         f"{load[2]:.2f}; measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        "| engine | rows | wall s (incl. start-up) | rows/s | peak RSS (tree) |",
-        "|---|---:|---:|---:|---:|",
+        "| engine | rows | wall s (incl. start-up) | rows/s | rows/s vs pandas + TA-Lib |"
+        " peak RSS (tree) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    ref = next((n / wall for label, n, wall, _ in rows_out if label.startswith("pandas")), None)
     for label, n, wall, peak in rows_out:
-        lines.append(f"| {label} | {n:,} | {wall:.1f} | {n / wall:,.0f} | {peak / 2**30:.2f} GiB |")
+        ratio = f"{n / wall / ref:.2f}x" if ref else "-"
+        lines.append(f"| {label} | {n:,} | {wall:.1f} | {n / wall:,.0f} | {ratio} |"
+                     f" {peak / 2**30:.2f} GiB |")
     text = "\n".join(lines)
     print(text)
     if args.write:

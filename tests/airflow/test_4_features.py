@@ -61,7 +61,8 @@ def test_features_dag_writes_that_days_gold_rows_through_spark_submit(airflow_en
 def test_history_server_rest_api_lists_the_feature_application(airflow_env, features_run,
                                                                 tmp_path):
     _, new_logs = features_run
-    app_ids = {n.split(".")[0] for n in new_logs}
+    # Spark 4 rolls event logs by default: one directory eventlog_v2_<app id> per application
+    app_ids = {n.removeprefix("eventlog_v2_").split(".")[0] for n in new_logs}
     port = free_port()
     env = {**airflow_env.env, "HISTORY_PORT": str(port)}
     log = open(tmp_path / "history.log", "w")

@@ -30,7 +30,7 @@ from gogooku3.settings import PROJECT_ROOT
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SCRIPTS = PROJECT_ROOT / "scripts"
-START, END = dt.date(2023, 9, 1), dt.date(2024, 3, 29)
+START, END = dt.date(2023, 11, 1), dt.date(2024, 3, 29)
 BUILD_FROM = dt.date(2024, 3, 1)
 
 JOB = PROJECT_ROOT / "spark_jobs" / "build_features.py"
@@ -52,7 +52,7 @@ def _bench_module():
 @pytest.fixture(scope="module")
 def sim_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster_lake")
-    _bench_module().build_sim_lake(str(root / "lake"), stocks=25, start=START, end=END)
+    _bench_module().build_sim_lake(str(root / "lake"), stocks=16, start=START, end=END)
     return root
 
 
