@@ -55,13 +55,9 @@ echo "== jquants_daily_ingest: history load $START..$END in one DAG run (lake: $
 run_dag jquants_daily_ingest "$END" \
   "{\"start\": \"$START\", \"end\": \"$END\", \"resume\": true}" logs/demo-ingest-dag.log
 
-if [ -f spark_jobs/build_features.py ]; then
-  echo "== spark_features_daily: gold features and labels $FEATURES_START..$END (spark-submit)"
-  run_dag spark_features_daily "$END" \
-    "{\"start\": \"$FEATURES_START\", \"end\": \"$END\"}" logs/demo-features-dag.log
-else
-  echo "== spark_features_daily: spark_jobs/build_features.py is not in this checkout yet; skipped" >&2
-fi
+echo "== spark_features_daily: gold features and labels $FEATURES_START..$END (spark-submit)"
+run_dag spark_features_daily "$END" \
+  "{\"start\": \"$FEATURES_START\", \"end\": \"$END\"}" logs/demo-features-dag.log
 
 echo "== lake"
 $G lake ls

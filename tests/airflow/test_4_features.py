@@ -15,6 +15,7 @@ import pytest
 from af_helpers import ROOT, free_port, wait_until
 
 from gogooku3.lake import deltars
+from gogooku3.lake.errors import TableNotFound
 
 DAY = dt.date(2026, 11, 20)
 JOB = ROOT / "spark_jobs" / "build_features.py"
@@ -32,6 +33,14 @@ def _apps(url: str) -> list[dict]:
 def features_run(airflow_env, history):
     if not JOB.exists():
         pytest.fail(f"{JOB.relative_to(ROOT)} is missing: spark_features_daily submits it")
+    # the day itself must be in silver: ingest it through its DAG unless a test already did
+    try:
+        have = deltars.read_table("silver.equities_prices_daily", DAY, DAY, columns=["code"],
+                                  lake_root=airflow_env.lake).num_rows
+    except TableNotFound:
+        have = 0
+    if not have:
+        airflow_env.dags_test("jquants_daily_ingest", DAY.isoformat())
     events = Path(airflow_env.env["SPARK_EVENT_LOG_DIR"])
     before = set(os.listdir(events)) if events.exists() else set()
     proc = airflow_env.dags_test("spark_features_daily", DAY.isoformat(), check=False)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import random
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 from gogooku3.jquants.errors import (
     JQuantsAuthError,
@@ -321,7 +321,7 @@ class JQuantsClient:
         if 200 <= status < 300:
             self.stats.pages += 1
             try:
-                payload = json.loads(body) if body else {"data": []}
+                payload = orjson.loads(body) if body else {"data": []}
             except ValueError:
                 raise _Retry(f"HTTP {status} with a body that is not JSON", status) from None
             if not isinstance(payload, dict):
@@ -341,7 +341,7 @@ class JQuantsClient:
 
 def _message(body: bytes) -> str:
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)
     except ValueError:
         return body[:200].decode("utf-8", "replace")
     if isinstance(data, dict):
