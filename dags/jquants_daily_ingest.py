@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from gogooku3.airflow.assets import bronze_assets, silver_assets
-from gogooku3.airflow.defaults import FETCH_ENDPOINTS, OWNER, POOL_JQUANTS, POOL_LAKE
+from gogooku3.airflow.defaults import FETCH_ENDPOINTS, HISTORY_START, OWNER, POOL_JQUANTS, POOL_LAKE
 
 DOC = __doc__
 
@@ -22,7 +21,7 @@ DOC = __doc__
 @dag(
     dag_id="jquants_daily_ingest",
     schedule=CronTriggerTimetable("30 18 * * 1-5", timezone="Asia/Tokyo"),
-    start_date=pendulum.datetime(2026, 11, 2, tz="Asia/Tokyo"),
+    start_date=HISTORY_START,
     catchup=False,
     max_active_runs=4,
     tags=["gogooku3", "ingest", "jquants"],

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
 from gogooku3.airflow.assets import gold_assets, silver_assets
-from gogooku3.airflow.defaults import OWNER, POOL_SPARK, SPARK_CONN_ID
+from gogooku3.airflow.defaults import HISTORY_START, OWNER, POOL_SPARK, SPARK_CONN_ID
 from gogooku3.airflow.spark import FEATURES_JOB, LakeSparkSubmitOperator
 
 DOC = __doc__
@@ -26,7 +25,7 @@ WINDOW = "{{ ti.xcom_pull(task_ids='trade_dates')['%s'] }}"
 @dag(
     dag_id="spark_features_daily",
     schedule=silver_assets(),
-    start_date=pendulum.datetime(2026, 11, 2, tz="Asia/Tokyo"),
+    start_date=HISTORY_START,
     catchup=False,
     max_active_runs=1,
     tags=["gogooku3", "features", "spark"],

@@ -33,6 +33,7 @@ for dag_id, dag in bag.dags.items():
         "assets": [a.uri for a in dag.timetable.asset_condition.objects]
                   if getattr(dag.timetable, "asset_condition", None) is not None else [],
         "tags": sorted(dag.tags), "catchup": dag.catchup,
+        "start_date": dag.start_date.isoformat(),
         "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries, "pool": t.pool,
                               "type": type(t).__name__, "trigger_rule": str(t.trigger_rule),
                               "backoff": float(t.retry_exponential_backoff or 0),
@@ -92,6 +93,15 @@ def test_features_dag_runs_on_silver_assets_through_spark_submit(dagbag):
     assert tasks["gold_check"]["outlets"] == ["gogooku3://lake/gold/features",
                                               "gogooku3://lake/gold/labels"]
     assert all(t["owner"] == "gogooku3-data" for t in tasks.values())
+
+
+@pytest.mark.parametrize("dag_id", DAGS)
+def test_dags_start_before_any_history_so_backfills_get_tasks(dagbag, dag_id):
+    """Airflow makes no task instances for logical dates before start_date: a late start
+    would make a history backfill (or make demo's 2023-2025 load) an empty success."""
+    start = pendulum.parse(dagbag["dags"][dag_id]["start_date"])
+    assert start <= pendulum.datetime(2023, 1, 4, tz="Asia/Tokyo")
+    assert start.in_timezone("Asia/Tokyo").hour == 0
 
 
 # ---- trade dates of runs ------------------------------------------------------------------

@@ -5,6 +5,8 @@ Kept free of heavy imports: DAG files import this at parse time.
 
 from __future__ import annotations
 
+import pendulum
+
 OWNER = "gogooku3-data"
 POOL_JQUANTS = "jquants_api"
 POOL_LAKE = "lake_writes"
@@ -17,3 +19,9 @@ SPARK_CONN_ID = "spark_default"
 FETCH_ENDPOINTS: tuple[str, ...] = (
     "master", "bars_daily", "topix", "fins_summary", "investor_types", "margin_interest",
 )
+
+#: start_date of every DAG: before any history the pipeline loads. Airflow creates no task
+#: instances for a logical date before start_date, so a later start would turn backfills and
+#: history loads of earlier dates into empty "successful" runs; with catchup=False an early
+#: start schedules nothing extra.
+HISTORY_START = pendulum.datetime(2008, 1, 4, tz="Asia/Tokyo")
