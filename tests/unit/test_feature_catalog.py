@@ -55,3 +55,12 @@ def test_peer_graph_needs_positive_integer_k_window_cadence(tmp_path, value):
 
 def test_shipped_peer_graph_is_k10_over_60_days():
     assert peer_graph_params() == {"k": 10, "window": 60, "cadence": 20}
+
+
+def test_the_catalogue_lists_gold_features_so_lake_ls_shows_it():
+    from gogooku3.lake import catalog
+
+    names = [t.name for t in catalog.tables()]
+    assert "gold.features" in names
+    layers = [t.layer for t in catalog.tables()]
+    assert layers == sorted(layers, key=["bronze", "silver", "gold", "quality"].index)

@@ -280,6 +280,15 @@ def table(name: str) -> TableSpec:
         ) from None
 
 
+#: tables whose schema comes from config, registered on first use
+_CONFIGURED = ("gold.features",)
+_LAYERS = ("bronze", "silver", "gold", "quality")
+
+
 def tables() -> list[TableSpec]:
-    """All catalogued tables, in catalogue order."""
-    return list(_CATALOGUE.values())
+    """All catalogued tables (config-built ones included), by layer, then catalogue order."""
+    for name in _CONFIGURED:
+        table(name)
+    specs = list(_CATALOGUE.values())
+    rank = {n: i for i, n in enumerate(_LAYERS)}
+    return sorted(specs, key=lambda t: rank.get(t.layer, len(_LAYERS)))
