@@ -30,6 +30,10 @@ from dataclasses import dataclass
 log = logging.getLogger("spark_jobs.build_features")
 
 
+#: trading days built per chunk of a long range (about a year)
+CHUNK_DAYS = 250
+
+
 class FeatureBuildError(ValueError):
     """A feature build cannot run: bad range or a catalogue/code mismatch."""
 
@@ -163,11 +167,36 @@ def _rows_written(spark, table: str, lake_root: str | None) -> int | None:
 
 
 def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
-        peer_cadence: int | None = None) -> dict[str, int | None]:
-    """Build and write ``[start, end]`` (module docstring); returns rows written per table."""
+        peer_cadence: int | None = None, chunk_days: int = CHUNK_DAYS) -> dict[str, int]:
+    """Build and write ``[start, end]`` (module docstring); returns rows written per table.
+
+    A long range is built in consecutive chunks of ``chunk_days`` trading days, each
+    read with its own look-back and written as one atomic replace of its dates: memory
+    stays bounded by the chunk, and the tables equal a one-piece build (a feature on
+    ``T`` depends on ``T``'s look-back only). A crash leaves the finished chunks
+    written and the rest as before; re-running the range is idempotent.
+    """
+    from gogooku3.market.calendar import TradingCalendar
+
+    if chunk_days < 1:
+        raise FeatureBuildError(f"feature build: chunk_days must be >= 1, got {chunk_days}")
+    days = TradingCalendar.from_lake(lake_root).trading_days(start, end)
+    chunks = [days[i: i + chunk_days] for i in range(0, len(days), chunk_days)] or [[start, end]]
+    t0 = time.perf_counter()
+    rows: dict[str, int] = {}
+    for i, chunk in enumerate(chunks, 1):
+        if len(chunks) > 1:
+            log.info("chunk %d/%d: %s..%s", i, len(chunks), chunk[0], chunk[-1])
+        for table, n in _build_chunk(spark, chunk[0], chunk[-1], lake_root, peer_cadence).items():
+            rows[table] = rows.get(table, 0) + (n or 0)
+    log.info("feature build %s..%s done in %.1f s", start, end, time.perf_counter() - t0)
+    return rows
+
+
+def _build_chunk(spark, start: dt.date, end: dt.date, lake_root: str | None,
+                 peer_cadence: int | None) -> dict[str, int | None]:
     from gogooku3.lake import spark_io
 
-    t0 = time.perf_counter()
     frames = plan(spark, start, end, lake_root, peer_cadence)
     rows: dict[str, int | None] = {}
     for table, df, dates in (
@@ -180,7 +209,6 @@ def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
         rows[table] = _rows_written(spark, table, lake_root)
         log.info("%s: %s rows for %d dates %s..%s in %.1f s", table, rows[table], len(dates),
                  dates[0], dates[-1], time.perf_counter() - t)
-    log.info("feature build %s..%s done in %.1f s", start, end, time.perf_counter() - t0)
     return rows
 
 
@@ -193,6 +221,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first trade date")
     parser.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last trade date")
     parser.add_argument("--lake", default=None, help="lake root (default: settings / GOGOOKU_LAKE)")
+    parser.add_argument("--chunk-days", type=int, default=CHUNK_DAYS, metavar="N",
+                        help=f"trading days per chunk of a long range (default {CHUNK_DAYS})")
     args = parser.parse_args(argv)
     args.start = parse_date(args.start, "--start")
     args.end = parse_date(args.end, "--end")
@@ -209,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     spark = get_spark("gogooku3-build-features")
     try:
-        run(spark, args.start, args.end, lake_root=args.lake)
+        run(spark, args.start, args.end, lake_root=args.lake, chunk_days=args.chunk_days)
     finally:
         spark.stop()
     return 0

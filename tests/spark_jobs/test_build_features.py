@@ -82,6 +82,18 @@ def test_rebuilding_the_range_reproduces_identical_tables(spark, reference, wind
         pd.testing.assert_frame_equal(read_gold(root, table), gold[table], check_exact=True)
 
 
+def test_a_range_built_in_chunks_equals_the_one_piece_build(spark, sim_silver, reference,
+                                                              window, tmp_path):
+    _, rows, gold = reference
+    start, _, end = window
+    root = sim_silver.copy_to(tmp_path / "lake")
+    chunked = build_features.run(spark, start, end, lake_root=root, chunk_days=RANGE // 3 + 1)
+    assert chunked["gold.features"] == rows["gold.features"]
+    for table in GOLD:
+        pd.testing.assert_frame_equal(read_gold(root, table), gold[table], check_exact=True,
+                                      obj=table)
+
+
 def _dated(frames: dict[str, pd.DataFrame], keep) -> dict[str, pd.DataFrame]:
     """The date-partitioned silver frames restricted to rows whose date passes ``keep``."""
     return {name: df[keep(df["date"])] for name, df in frames.items() if "date" in df.columns}
