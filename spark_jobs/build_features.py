@@ -81,15 +81,41 @@ class FeatureFrames:
     label_dates: list[dt.date]
 
 
-def compose(inputs, names: Sequence[str], peer_cadence: int | None = None):
+@dataclass(frozen=True)
+class BuildSettings:
+    """What every chunk of one build shares, read and checked once per build."""
+
+    names: list[str]
+    peer_graph: dict[str, int]
+    calendar: object
+
+
+def build_settings(lake_root: str | None = None, peer_cadence: int | None = None) -> BuildSettings:
+    """The catalogue's features (checked against the code), its peer-graph parameters
+    (``peer_cadence`` overrides the cadence; checked against the look-back) and the lake's
+    trading calendar."""
+    from gogooku3.lake.features_schema import peer_graph_params
+    from gogooku3.market.calendar import TradingCalendar
+    from spark_jobs.features.inputs import LOOKBACK
+
+    pg = peer_graph_params()
+    if peer_cadence:
+        pg = {**pg, "cadence": peer_cadence}
+    if pg["window"] + pg["cadence"] > LOOKBACK:
+        raise FeatureBuildError(
+            f"configs/features.yaml peer_graph: window {pg['window']} + cadence {pg['cadence']}"
+            f" reaches past the {LOOKBACK}-trading-day look-back"
+        )
+    return BuildSettings(catalogue_features(), pg, TradingCalendar.from_lake(lake_root))
+
+
+def compose(inputs, settings: BuildSettings):
     """Base price frame (with look-back) → all raw feature groups → rows of
-    ``[inputs.start, inputs.end]`` normalized per date; also returns the peer graph
-    (``peer_graph`` of ``configs/features.yaml``; ``peer_cadence`` overrides its cadence)."""
+    ``[inputs.start, inputs.end]`` normalized per date; also returns the peer graph."""
     from pyspark.sql import functions as F
 
-    from gogooku3.lake.features_schema import peer_graph_params
     from spark_jobs.features import fundamentals, market, peers, prices, sector, technical, volume
-    from spark_jobs.features.inputs import LOOKBACK, with_trading_index
+    from spark_jobs.features.inputs import with_trading_index
     from spark_jobs.features.normalize import normalize_cross_section
 
     df = with_trading_index(inputs.prices)
@@ -101,43 +127,35 @@ def compose(inputs, names: Sequence[str], peer_cadence: int | None = None):
     out = fundamentals.add_flow_features(out, inputs.flows)
     out = fundamentals.add_margin_features(out, inputs.margin)
     out = fundamentals.add_statement_features(out, inputs.statements)
-    pg = peer_graph_params()
-    if pg["window"] + pg["cadence"] > LOOKBACK:
-        raise FeatureBuildError(
-            f"configs/features.yaml peer_graph: window {pg['window']} + cadence {pg['cadence']}"
-            f" reaches past the {LOOKBACK}-trading-day look-back"
-        )
+    pg = settings.peer_graph
     graph = peers.build_peer_graph(
-        inputs.prices, k=pg["k"], window=pg["window"], cadence=peer_cadence or pg["cadence"],
-        start=inputs.start,
+        inputs.prices, k=pg["k"], window=pg["window"], cadence=pg["cadence"], start=inputs.start
     )
     out = peers.add_peer_features(out, graph)
     in_range = (F.col("date") >= F.lit(inputs.start)) & (F.col("date") <= F.lit(inputs.end))
-    features = normalize_cross_section(out.filter(in_range), names)
+    features = normalize_cross_section(out.filter(in_range), settings.names)
     return features, graph.filter(in_range)
 
 
-def plan(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
-         peer_cadence: int | None = None) -> FeatureFrames:
+def plan(spark, start: dt.date, end: dt.date, settings: BuildSettings,
+         lake_root: str | None = None) -> FeatureFrames:
     """Read silver and build the (lazy) frames of a ``[start, end]`` build; raises
     ``FeatureBuildError``/``FeatureInputError`` naming what is wrong before any write."""
     from pyspark.sql import functions as F
 
     from gogooku3.lake import deltars, spark_io
     from gogooku3.lake.errors import TableNotFound
-    from gogooku3.market.calendar import TradingCalendar
     from spark_jobs.features.inputs import read_inputs
     from spark_jobs.features.labels import HORIZONS, compute_labels
 
     if start > end:
         raise FeatureBuildError(f"feature build: --start {start} is after --end {end}")
-    names = catalogue_features()
-    cal = TradingCalendar.from_lake(lake_root)
+    cal = settings.calendar
     days = cal.trading_days(start, end)
     if not days:
         raise FeatureBuildError(f"feature build: no JPX trading day in {start}..{end}")
     inputs = read_inputs(spark, start, end, calendar=cal, lake_root=lake_root)
-    features, graph = compose(inputs, names, peer_cadence)
+    features, graph = compose(inputs, settings)
 
     # labels: the build's days plus earlier days (within the longest horizon) that have features
     back = cal.shift(days[0], -max(HORIZONS))
@@ -176,28 +194,27 @@ def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
     ``T`` depends on ``T``'s look-back only). A crash leaves the finished chunks
     written and the rest as before; re-running the range is idempotent.
     """
-    from gogooku3.market.calendar import TradingCalendar
-
     if chunk_days < 1:
         raise FeatureBuildError(f"feature build: chunk_days must be >= 1, got {chunk_days}")
-    days = TradingCalendar.from_lake(lake_root).trading_days(start, end)
+    settings = build_settings(lake_root, peer_cadence)
+    days = settings.calendar.trading_days(start, end)
     chunks = [days[i: i + chunk_days] for i in range(0, len(days), chunk_days)] or [[start, end]]
     t0 = time.perf_counter()
     rows: dict[str, int] = {}
     for i, chunk in enumerate(chunks, 1):
         if len(chunks) > 1:
             log.info("chunk %d/%d: %s..%s", i, len(chunks), chunk[0], chunk[-1])
-        for table, n in _build_chunk(spark, chunk[0], chunk[-1], lake_root, peer_cadence).items():
+        for table, n in _build_chunk(spark, chunk[0], chunk[-1], settings, lake_root).items():
             rows[table] = rows.get(table, 0) + (n or 0)
     log.info("feature build %s..%s done in %.1f s", start, end, time.perf_counter() - t0)
     return rows
 
 
-def _build_chunk(spark, start: dt.date, end: dt.date, lake_root: str | None,
-                 peer_cadence: int | None) -> dict[str, int | None]:
+def _build_chunk(spark, start: dt.date, end: dt.date, settings: BuildSettings,
+                 lake_root: str | None) -> dict[str, int | None]:
     from gogooku3.lake import spark_io
 
-    frames = plan(spark, start, end, lake_root, peer_cadence)
+    frames = plan(spark, start, end, settings, lake_root)
     rows: dict[str, int | None] = {}
     for table, df, dates in (
         ("gold.features", frames.features, frames.feature_dates),
@@ -212,20 +229,35 @@ def _build_chunk(spark, start: dt.date, end: dt.date, lake_root: str | None,
     return rows
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def _trade_date(flag: str):
     from gogooku3.market.calendar import parse_date
 
-    parser = argparse.ArgumentParser(
-        prog="build_features", description="silver -> gold.features / gold.labels / gold.peer_graph"
-    )
-    parser.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first trade date")
-    parser.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last trade date")
+    def parse(text: str) -> dt.date:
+        try:
+            return parse_date(text, flag)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The job's options, shared by spark-submit's entry point and ``gogooku3 features``."""
+    parser.add_argument("--start", required=True, type=_trade_date("--start"),
+                        metavar="YYYY-MM-DD", help="first trade date")
+    parser.add_argument("--end", required=True, type=_trade_date("--end"),
+                        metavar="YYYY-MM-DD", help="last trade date")
     parser.add_argument("--lake", default=None, help="lake root (default: settings / GOGOOKU_LAKE)")
     parser.add_argument("--chunk-days", type=int, default=CHUNK_DAYS, metavar="N",
                         help=f"trading days per chunk of a long range (default {CHUNK_DAYS})")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="build_features", description="silver -> gold.features / gold.labels / gold.peer_graph"
+    )
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    args.start = parse_date(args.start, "--start")
-    args.end = parse_date(args.end, "--end")
     if args.start > args.end:
         parser.error(f"--start {args.start} is after --end {args.end}")
     return args

@@ -7,16 +7,14 @@ import argparse
 
 def _features(args: argparse.Namespace) -> int:
     from gogooku3.lake.spark import get_spark
-    from gogooku3.market.calendar import parse_date
     from spark_jobs import build_features
 
-    start = parse_date(args.start, "--start")
-    end = parse_date(args.end, "--end")
-    if start > end:
-        raise build_features.FeatureBuildError(f"features: --start {start} is after --end {end}")
+    if args.start > args.end:
+        raise build_features.FeatureBuildError(f"features: --start {args.start} is after --end {args.end}")
     spark = get_spark("gogooku3-build-features")
     try:
-        rows = build_features.run(spark, start, end, lake_root=args.lake)
+        rows = build_features.run(spark, args.start, args.end, lake_root=args.lake,
+                                  chunk_days=args.chunk_days)
     finally:
         spark.stop()
     for table, n in rows.items():
@@ -25,14 +23,14 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    """Register ``features`` on the ``gogooku3`` subparsers."""
+    """Register ``features`` on the ``gogooku3`` subparsers (options: ``build_features``)."""
+    from spark_jobs import build_features
+
     p = sub.add_parser(
         "features",
         help="build gold.features / gold.labels / gold.peer_graph for a trade-date range",
         description="Replace [start, end] of gold.features, gold.labels and gold.peer_graph "
         "from silver (reads 260 trading days of look-back).",
     )
-    p.add_argument("--start", required=True, metavar="YYYY-MM-DD")
-    p.add_argument("--end", required=True, metavar="YYYY-MM-DD")
-    p.add_argument("--lake", default=None, help="lake root (default: GOGOOKU_LAKE / settings)")
+    build_features.add_arguments(p)
     p.set_defaults(func=_features)

@@ -11,29 +11,17 @@ gold tables.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from gogooku3.settings import PROJECT_ROOT
+from sj_helpers import bench_module
 
 SIM_START = dt.date(2024, 1, 4)
 SIM_END = dt.date(2025, 3, 31)
 SIM_STOCKS = 48
-
-
-def bench_module():
-    """``benchmarks/features.py`` as a module (its sim -> silver loader)."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_features", PROJECT_ROOT / "benchmarks" / "features.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @dataclass

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import rankdata
+from sj_helpers import read_gold
 
-from gogooku3.lake import deltars
 from gogooku3.lake.features_schema import feature_names
 from spark_jobs import build_features
 from spark_jobs.features.inputs import FeatureInputError
@@ -30,12 +30,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 RANGE = 36  # reaches back to the 2025-02-13 splits of the simulated market
 GOLD = ("gold.features", "gold.labels", "gold.peer_graph")
-
-
-def read_gold(lake_root: str, table: str) -> pd.DataFrame:
-    df = deltars.read_table(table, lake_root=lake_root).to_pandas()
-    keys = [k for k in ("date", "code", "peer_code") if k in df.columns]
-    return df.sort_values(keys).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

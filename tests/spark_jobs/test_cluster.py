@@ -9,7 +9,6 @@ and the history server are stopped in teardown even when the test fails.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sj_helpers import bench_module, read_gold
 
 from gogooku3.settings import PROJECT_ROOT
 
@@ -42,17 +42,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_features", PROJECT_ROOT / "benchmarks" / "features.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def sim_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster_lake")
-    _bench_module().build_sim_lake(str(root / "lake"), stocks=16, start=START, end=END)
+    bench_module().build_sim_lake(str(root / "lake"), stocks=16, start=START, end=END)
     return root
 
 
@@ -137,14 +130,6 @@ def _submit(env: dict, master: str, lake_root: str) -> None:
     assert run.returncode == 0, run.stderr[-4000:]
 
 
-def _gold(lake_root: str, table: str) -> pd.DataFrame:
-    from gogooku3.lake import deltars
-
-    df = deltars.read_table(table, lake_root=lake_root).to_pandas()
-    keys = [k for k in ("date", "code", "peer_code") if k in df.columns]
-    return df.sort_values(keys).reset_index(drop=True)
-
-
 def test_standalone_cluster_matches_local_and_history_server_lists_it(
         spark, sim_lake, env, cluster, history_server):
     from spark_jobs import build_features
@@ -155,7 +140,7 @@ def test_standalone_cluster_matches_local_and_history_server_lists_it(
     _submit(env, cluster, str(remote_lake))
     build_features.run(spark, BUILD_FROM, END, lake_root=str(local_lake))
     for table in ("gold.features", "gold.labels", "gold.peer_graph"):
-        local, remote = _gold(str(local_lake), table), _gold(str(remote_lake), table)
+        local, remote = read_gold(str(local_lake), table), read_gold(str(remote_lake), table)
         assert len(local) > 0 and local.shape == remote.shape, table
         assert local["date"].min() >= BUILD_FROM
         pd.testing.assert_frame_equal(local.select_dtypes(exclude="number"),
