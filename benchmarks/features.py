@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -270,7 +271,11 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     wall = time.perf_counter() - t0
     peak = rss.stop()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-3000:]}")
+        log = Path(tempfile.mkstemp(prefix="bench-features-", suffix=".stderr.log")[1])
+        log.write_text(stderr)
+        errors = [ln for ln in stderr.splitlines() if "Error" in ln or "Caused by" in ln][:10]
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}); whole stderr in {log};"
+                           " first error lines:\n" + "\n".join(errors))
     return wall, peak, stdout
 
 

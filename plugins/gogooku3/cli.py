@@ -112,6 +112,7 @@ def _component_commands():
     for module in (
         "gogooku3.market.cli_sim",
         "gogooku3.ingest.cli",
+        "gogooku3.quality.data_docs",
         "spark_jobs.cli",
     ):
         try:

@@ -30,6 +30,8 @@ adjusted close; EMA/SMA are stored as gaps ``close / MA − 1``.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
@@ -179,17 +181,25 @@ def indicators(o, h, lo, c, v) -> dict[str, np.ndarray]:
     return out
 
 
-def epoch_indicators(pdf: pd.DataFrame) -> pd.DataFrame:
+def epoch_indicators(pdf: pd.DataFrame, since: dt.date | None = None) -> pd.DataFrame:
     """One code's traded rows (sorted here) → ``RECURSIVE`` columns, epoch-seeded.
 
     Rows of epoch ``b`` take their values from the series that starts at the first row
-    with ``_tidx >= b·EPOCH − WARMUP`` (module docstring)."""
+    with ``_tidx >= b·EPOCH − WARMUP`` (module docstring). With ``since``, only rows dated
+    ``>= since`` are returned and only their epochs computed (each epoch's values depend
+    on its own series only, so they are the same as without ``since``)."""
     pdf = pdf.sort_values("date", kind="stable").reset_index(drop=True)
+    if since is not None:
+        first = int(np.searchsorted(pdf["date"].to_numpy(), since, side="left"))
+        tidx = pdf["_tidx"].to_numpy(dtype=np.int64)
+        seed = (tidx[first] // EPOCH) * EPOCH - WARMUP if first < len(pdf) else np.inf
+        pdf = pdf[tidx >= seed].reset_index(drop=True)  # rows are in date order: a suffix
+        first -= len(tidx) - len(pdf)
     tidx = pdf["_tidx"].to_numpy(dtype=np.int64)
     arrays = [pdf[k].to_numpy(dtype=float) for k in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")]
     res = {k: np.full(len(pdf), np.nan) for k in RECURSIVE}
     epochs = tidx // EPOCH
-    for b in np.unique(epochs):
+    for b in np.unique(epochs[first:] if since is not None else epochs):
         lo_pos = np.searchsorted(tidx, b * EPOCH - WARMUP, side="left")
         hi_pos = np.searchsorted(tidx, (b + 1) * EPOCH, side="left")
         keep = np.searchsorted(tidx, b * EPOCH, side="left")
@@ -199,19 +209,20 @@ def epoch_indicators(pdf: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"date": pdf["date"], "code": pdf["code"]})
     for k in RECURSIVE:
         out[k] = np.where(np.isfinite(res[k]), res[k], np.nan)
-    return out
+    return out if since is None else out.iloc[first:]
 
 
-def recursive_indicators(df: DataFrame) -> DataFrame:
+def recursive_indicators(df: DataFrame, since: dt.date | None = None) -> DataFrame:
     """``(date, code, RECURSIVE...)`` for the traded rows of ``df`` (needs ``_tidx``,
-    ``_traded``); a grouped-map pandas UDF per code — see the module docstring for why."""
+    ``_traded``) dated ``>= since`` (all without it); a grouped-map pandas UDF per code —
+    see the module docstring for why."""
     schema = StructType(
         [df.schema["date"], df.schema["code"], *[StructField(k, DoubleType()) for k in RECURSIVE]]
     )
     rows = df.filter(F.col("_traded")).select(
         "date", "code", "_tidx", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume"
     )
-    return rows.groupBy("code").applyInPandas(epoch_indicators, schema)
+    return rows.groupBy("code").applyInPandas(lambda pdf: epoch_indicators(pdf, since), schema)
 
 
 # ---- bounded windows (Spark) ----------------------------------------------------------
@@ -263,12 +274,14 @@ def _windowed(df: DataFrame) -> DataFrame:
     return out
 
 
-def add_technical_features(df: DataFrame) -> DataFrame:
+def add_technical_features(df: DataFrame, since: dt.date | None = None) -> DataFrame:
     """``df`` (silver price rows) plus ``FEATURES`` (definitions in ``configs/features.yaml``).
 
     Rows without a trade get nulls; values on ``T`` use rows ``<= T`` within the
-    look-back only (see ``prices`` and this module's docstring)."""
+    look-back only (see ``prices`` and this module's docstring). With ``since`` the
+    recursive indicators are computed for rows dated ``>= since`` only (null before):
+    for a build whose earlier rows are look-back, read to be cut away."""
     base = prepare(df)
-    rec = recursive_indicators(base)
+    rec = recursive_indicators(base, since)
     out = _windowed(base).join(rec, on=["date", "code"], how="left")
     return finish(df, out, FEATURES)

@@ -169,3 +169,17 @@ def test_short_memory_indicators_equal_talib_on_the_whole_history(market, comput
     ref = talib_reference(_traded(market, LONG))[name]
     got = _traded(computed, LONG)[name].to_numpy(dtype=float)
     assert _assert_matches(got[technical.WARMUP:], ref[technical.WARMUP:], name) > 200
+
+
+@pytest.mark.parametrize("cut", [0, 5, 61, 250, 429, 430])
+def test_since_computes_exactly_the_rows_from_that_date(market, cut):
+    """``epoch_indicators(since=…)`` (what a build uses to skip its look-back's epochs)
+    returns the rows dated ``>= since`` with the values of the whole-series call."""
+    rows = _traded(market, LONG).copy()
+    rows["_tidx"] = rows["date"].map(trading_index(list(rows["date"])))
+    full = technical.epoch_indicators(rows)
+    since = DAYS[-1] + dt.timedelta(days=1) if cut == len(rows) else rows["date"].iloc[cut]
+    part = technical.epoch_indicators(rows, since)
+    want = full[full["date"] >= since].reset_index(drop=True)
+    assert len(part) == len(rows) - cut
+    pd.testing.assert_frame_equal(part.reset_index(drop=True), want, check_exact=True)

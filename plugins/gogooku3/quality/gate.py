@@ -11,9 +11,10 @@ Contract:
   fails, so every failing date has its own GX result.
 * ``TableReport.raise_for(date)`` raises ``QualityGateFailed(table, date, checks)``; the
   runner publishes silver only for passing dates.
-* ``write_results`` stores outcomes in ``quality.validations`` (GX result JSON per table
-  and date) and failing rows in ``quality.quarantine`` with their reason, replacing only
-  the given tables' rows for those dates.
+* ``write_results`` stores outcomes in ``quality.validations`` (per table and date: the
+  date's own GX result JSON, or its batch's with ``"batch": "first..last"`` added) and
+  failing rows in ``quality.quarantine`` with their reason, replacing only the given
+  tables' rows for those dates; ``gogooku3.quality.data_docs`` renders them as Data Docs.
 """
 
 from __future__ import annotations
@@ -172,8 +173,9 @@ class QualityGate:
                         name = "gx:" + r["expectation_config"]["type"]
                         checks.setdefault(name, r.get("result", {}).get("unexpected_count") or 0)
             else:
-                result = {"success": batch_result["success"], "batch": f"{dates[0]}..{dates[-1]}",
-                          "statistics": batch_result.get("statistics", {})}
+                # the batch's whole GX result (each date of it stores the same one; Data Docs
+                # render it once, see ``gogooku3.quality.data_docs``)
+                result = {**batch_result, "batch": f"{dates[0]}..{dates[-1]}"}
             failed_rows = int((reasons.loc[idx] != "").sum()) if idx is not None else 0
             days[d] = DayResult(table, d, not checks, n, failed_rows, checks, result)
         quarantine = _quarantine_rows(table, frame, reasons, prep.day_failures, run_at)

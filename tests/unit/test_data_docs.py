@@ -1,0 +1,67 @@
+"""Data Docs built from the gate results stored in ``quality.validations``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+from test_quality_gate import DAYS, clean_bars, ctx
+
+from gogooku3.lake import deltars
+from gogooku3.quality import data_docs
+from gogooku3.quality.gate import QualityGate, failed_day, write_results
+
+TABLE = "bronze.equities_bars_daily"
+EMPTY_DAY = dt.date(2024, 3, 11)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    lake = str(tmp_path_factory.mktemp("lake"))
+    df = clean_bars()
+    df.loc[4, ["H", "L"]] = (900.0, 1100.0)  # DAYS[1]: high below low
+    rep = QualityGate().validate(TABLE, df, DAYS, ctx())
+    days = [*rep.days.values(), failed_day(TABLE, EMPTY_DAY, "empty_day", "no rows")]
+    write_results(days, [rep.quarantine], [*DAYS, EMPTY_DAY], lake_root=lake)
+    rows = deltars.read_table("quality.validations", lake_root=lake).to_pylist()
+    return lake, rows
+
+
+def _text(page) -> str:
+    """The visible text of an HTML page, whitespace collapsed."""
+    html = re.sub(r"<(script|style).*?</\1>", " ", page.read_text(), flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_every_stored_gx_validation_is_one_page(stored, tmp_path):
+    lake, rows = stored
+    results = {r["date"]: json.loads(r["result_json"]) for r in rows}
+    runs = {res.get("batch") or d.isoformat(): res["success"]
+            for d, res in results.items() if "results" in res}
+    assert results[DAYS[1]]["success"] is False and "batch" not in results[DAYS[1]]
+    assert results[DAYS[0]]["batch"] == f"{DAYS[0]}..{DAYS[-1]}"  # passing days share it
+
+    s = data_docs.build(DAYS[0], EMPTY_DAY, tmp_path / "site", lake_root=lake)
+
+    assert s.index.is_file() and (tmp_path / "site") in s.index.parents
+    assert s.rendered == len(runs) == 2 and s.not_rendered == 1  # the empty day: no GX result
+    assert s.failed == sum(not ok for ok in runs.values())
+    pages = sorted((s.index.parent / "validations").rglob("*.html"))
+    assert sorted(p.stem for p in pages) == sorted(runs)
+    day_page = _text(next(p for p in pages if p.stem == DAYS[1].isoformat()))
+    failing = [r for r in results[DAYS[1]]["results"] if not r["success"]]
+    assert failing and f"Unsuccessful Expectations {len(failing)}" in day_page
+    assert f"Run Name {DAYS[1]}" in day_page and "Status: Failed" in day_page
+    assert "equities_bars_daily" in s.index.read_text()
+
+
+def test_a_range_without_results_or_backwards_is_a_clear_error(stored, tmp_path):
+    lake, _ = stored
+    with pytest.raises(LookupError, match="no GX result for 2023-01-04..2023-01-05"):
+        data_docs.build(dt.date(2023, 1, 4), dt.date(2023, 1, 5), tmp_path, lake_root=lake)
+    with pytest.raises(ValueError, match="after end"):
+        data_docs.build(DAYS[-1], DAYS[0], tmp_path, lake_root=lake)
+    with pytest.raises(LookupError, match="quality.validations has not been written"):
+        data_docs.build(DAYS[0], DAYS[-1], tmp_path, lake_root=str(tmp_path / "nolake"))
