@@ -38,6 +38,12 @@ class FeatureBuildError(ValueError):
     """A feature build cannot run: bad range or a catalogue/code mismatch."""
 
 
+def check_range(start: dt.date, end: dt.date) -> None:
+    """Raise ``FeatureBuildError`` when ``start`` is after ``end`` (before Spark starts)."""
+    if start > end:
+        raise FeatureBuildError(f"feature build: --start {start} is after --end {end}")
+
+
 def code_groups() -> dict[str, list[str]]:
     """Group name → the feature columns its module adds, in composition order."""
     from spark_jobs.features import fundamentals, market, peers, prices, sector, technical, volume
@@ -138,22 +144,21 @@ def compose(inputs, settings: BuildSettings):
     graph = peers.build_peer_graph(
         inputs.prices, k=pg["k"], window=pg["window"], cadence=pg["cadence"], start=inputs.start
     ).persist(StorageLevel.MEMORY_AND_DISK)
-    groups = [
-        (prices.add_price_features(base), prices.FEATURES),
-        (technical.add_technical_features(base, since=inputs.start), technical.FEATURES),
-        (volume.add_volume_features(base), volume.FEATURES),
-        (market.add_market_features(base, inputs.topix), market.FEATURES),
-        (sector.add_sector_features(base, inputs.master_asof), sector.FEATURES),
-        (fundamentals.add_flow_features(base, inputs.flows), fundamentals.FLOW_FEATURES),
-        (fundamentals.add_margin_features(base, inputs.margin), fundamentals.MARGIN_FEATURES),
-        (fundamentals.add_statement_features(base, inputs.statements),
-         fundamentals.STATEMENT_FEATURES),
-        (peers.add_peer_features(base, graph), peers.FEATURES),
-    ]
+    frames = {
+        "prices": prices.add_price_features(base),
+        "technical": technical.add_technical_features(base, since=inputs.start),
+        "volume": volume.add_volume_features(base),
+        "market": market.add_market_features(base, inputs.topix),
+        "sector": sector.add_sector_features(base, inputs.master_asof),
+        "flows": fundamentals.add_flow_features(base, inputs.flows),
+        "margin": fundamentals.add_margin_features(base, inputs.margin),
+        "statements": fundamentals.add_statement_features(base, inputs.statements),
+        "peers": peers.add_peer_features(base, graph),
+    }
     in_range = (F.col("date") >= F.lit(inputs.start)) & (F.col("date") <= F.lit(inputs.end))
     out = base.filter(in_range).select("date", "code")
-    for frame, names in groups:
-        out = out.join(frame.filter(in_range).select("date", "code", *names),
+    for group, names in code_groups().items():
+        out = out.join(frames[group].filter(in_range).select("date", "code", *names),
                        on=["date", "code"], how="left")
     features = normalize_cross_section(out, settings.names)
     return features, graph.filter(in_range), [base, graph]
@@ -170,8 +175,7 @@ def plan(spark, start: dt.date, end: dt.date, settings: BuildSettings,
     from spark_jobs.features.inputs import read_inputs
     from spark_jobs.features.labels import HORIZONS, compute_labels
 
-    if start > end:
-        raise FeatureBuildError(f"feature build: --start {start} is after --end {end}")
+    check_range(start, end)
     cal = settings.calendar
     days = cal.trading_days(start, end)
     if not days:
@@ -216,6 +220,7 @@ def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
     ``T`` depends on ``T``'s look-back only). A crash leaves the finished chunks
     written and the rest as before; re-running the range is idempotent.
     """
+    check_range(start, end)
     if chunk_days < 1:
         raise FeatureBuildError(f"feature build: chunk_days must be >= 1, got {chunk_days}")
     settings = build_settings(lake_root, peer_cadence)
@@ -283,8 +288,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    if args.start > args.end:
-        parser.error(f"--start {args.start} is after --end {args.end}")
+    try:
+        check_range(args.start, args.end)
+    except FeatureBuildError as exc:
+        parser.error(str(exc))
     return args
 
 

@@ -9,8 +9,7 @@ def _features(args: argparse.Namespace) -> int:
     from gogooku3.lake.spark import get_spark
     from spark_jobs import build_features
 
-    if args.start > args.end:
-        raise build_features.FeatureBuildError(f"features: --start {args.start} is after --end {args.end}")
+    build_features.check_range(args.start, args.end)
     spark = get_spark("gogooku3-build-features")
     try:
         rows = build_features.run(spark, args.start, args.end, lake_root=args.lake,

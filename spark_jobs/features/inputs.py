@@ -92,8 +92,6 @@ def read_inputs(
     Raises ``FeatureInputError`` naming the table and dates when silver prices are
     missing or hold no row in ``[start, end]``.
     """
-    if start > end:
-        raise FeatureInputError(f"feature build: start {start} is after end {end}")
     cal = calendar or TradingCalendar()
     read_from = cal.trading_days_back(start, LOOKBACK)
     early = read_from - dt.timedelta(days=CONTEXT_HISTORY_DAYS)

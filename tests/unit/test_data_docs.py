@@ -41,7 +41,10 @@ def test_every_stored_gx_validation_is_one_page(stored, tmp_path):
     runs = {res.get("batch") or d.isoformat(): res["success"]
             for d, res in results.items() if "results" in res}
     assert results[DAYS[1]]["success"] is False and "batch" not in results[DAYS[1]]
-    assert results[DAYS[0]]["batch"] == f"{DAYS[0]}..{DAYS[-1]}"  # passing days share it
+    assert results[DAYS[0]]["batch"] == f"{DAYS[0]}..{DAYS[-1]}"  # stored once, on the first
+    for d in DAYS[2:]:  # the other passing days point to it instead of holding a copy
+        assert results[d] == {"success": results[DAYS[0]]["success"],
+                              "batch": f"{DAYS[0]}..{DAYS[-1]}", "stored_on": DAYS[0].isoformat()}
 
     s = data_docs.build(DAYS[0], EMPTY_DAY, tmp_path / "site", lake_root=lake)
 
@@ -65,3 +68,13 @@ def test_a_range_without_results_or_backwards_is_a_clear_error(stored, tmp_path)
         data_docs.build(DAYS[-1], DAYS[0], tmp_path, lake_root=lake)
     with pytest.raises(LookupError, match="quality.validations has not been written"):
         data_docs.build(DAYS[0], DAYS[-1], tmp_path, lake_root=str(tmp_path / "nolake"))
+
+
+def test_a_range_after_the_batch_start_still_renders_the_batch(stored, tmp_path):
+    lake, _ = stored
+    s = data_docs.build(DAYS[2], DAYS[-1], tmp_path / "site", lake_root=lake)
+    pages = sorted((s.index.parent / "validations").rglob("*.html"))
+    assert [p.stem for p in pages] == [f"{DAYS[0]}..{DAYS[-1]}"]
+    # the batch held the failing DAYS[1], so its own result is a failure
+    assert s.rendered == 1 and s.not_rendered == 0 and s.failed == 1
+    assert f"Run Name {DAYS[0]}..{DAYS[-1]}" in _text(pages[0])

@@ -64,3 +64,21 @@ def test_the_catalogue_lists_gold_features_so_lake_ls_shows_it():
     assert "gold.features" in names
     layers = [t.layer for t in catalog.tables()]
     assert layers == sorted(layers, key=["bronze", "silver", "gold", "quality"].index)
+
+
+def test_reversed_range_is_refused_by_both_entry_points_before_spark_starts(capsys, monkeypatch):
+    from gogooku3 import cli
+    from gogooku3.lake import spark as lake_spark
+    from spark_jobs import build_features
+
+    def no_spark(*a, **k):
+        raise AssertionError("Spark started for a reversed range")
+
+    monkeypatch.setattr(lake_spark, "get_spark", no_spark)
+    assert cli.main(["features", "--start", "2025-01-10", "--end", "2025-01-06"]) == 2
+    assert "--start 2025-01-10 is after --end 2025-01-06" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_features.parse_args(["--start", "2025-01-10", "--end", "2025-01-06"])
+    assert "--start 2025-01-10 is after --end 2025-01-06" in capsys.readouterr().err
+    with pytest.raises(build_features.FeatureBuildError, match="is after"):
+        build_features.run(None, build_features.dt.date(2025, 1, 10), build_features.dt.date(2025, 1, 6))

@@ -4,8 +4,10 @@
 ``[start, end]`` into a static HTML site (GX's own Data Docs renderer, one file-backed
 GX project under ``out_dir``) and returns the path of its ``index.html``:
 
-* a batch validation (the gate validates a batch of dates at once; each date stores the
-  batch's result with ``"batch": "first..last"``) is one page, run name = the batch;
+* a batch validation (the gate validates a batch of dates at once; its first passing
+  date stores the batch's result with ``"batch": "first..last"``, the others point to
+  that date) is one page, run name = the batch — also for a range that starts after the
+  storing date;
 * a date validated on its own (a failing date) is one page, run name = the date;
 * a stored failure that never reached GX (``{"error": ...}``, e.g. an empty trading
   day) has no GX result to render: it is counted in ``DocsSummary.not_rendered`` and
@@ -43,6 +45,13 @@ def default_out_dir() -> Path:
     return get_settings().resolved_path("cache_dir") / "data_docs"
 
 
+def _parsed(rows):
+    """``((table, run name), row, GX result without its batch label)`` in table/date order."""
+    for row in sorted(rows, key=lambda r: (r["table_name"], r["date"])):
+        result = json.loads(row["result_json"] or "{}")
+        yield (row["table_name"], result.pop("batch", None) or row["date"].isoformat()), row, result
+
+
 def stored_results(start: dt.date, end: dt.date, lake_root: str | None = None):
     """``(table, run name, run time, GX result dict)`` per distinct stored GX validation,
     and how many stored rows had none."""
@@ -52,14 +61,24 @@ def stored_results(start: dt.date, end: dt.date, lake_root: str | None = None):
     except deltars.TableNotFound as exc:
         raise LookupError(f"quality.validations has not been written ({exc})") from None
     seen: dict[tuple[str, str], tuple] = {}
+    pointers: dict[tuple[str, str], dt.date] = {}  # (table, batch) -> the date storing it
     missing = 0
-    for row in sorted(rows, key=lambda r: (r["table_name"], r["date"])):
-        result = json.loads(row["result_json"] or "{}")
-        if "results" not in result:
+    for key, row, result in _parsed(rows):
+        if "results" in result:
+            seen.setdefault(key, (*key, row["run_at"], result))
+        elif "stored_on" in result:
+            pointers.setdefault(key, dt.date.fromisoformat(result["stored_on"]))
+        else:
             missing += 1
-            continue
-        run = result.pop("batch", None) or row["date"].isoformat()
-        seen.setdefault((row["table_name"], run), (row["table_name"], run, row["run_at"], result))
+    # a batch stored on a date before ``start``: read that date too
+    away = {k: d for k, d in pointers.items() if k not in seen}
+    if away:
+        more = deltars.read_table("quality.validations", min(away.values()), max(away.values()),
+                                  columns=COLUMNS, lake_root=lake_root).to_pylist()
+        for key, row, result in _parsed(more):
+            if key in away and row["date"] == away[key] and "results" in result:
+                seen.setdefault(key, (*key, row["run_at"], result))
+    missing += sum(k not in seen for k in away)  # overwritten since by a run of that date
     return list(seen.values()), missing
 
 

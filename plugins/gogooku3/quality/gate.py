@@ -12,7 +12,9 @@ Contract:
 * ``TableReport.raise_for(date)`` raises ``QualityGateFailed(table, date, checks)``; the
   runner publishes silver only for passing dates.
 * ``write_results`` stores outcomes in ``quality.validations`` (per table and date: the
-  date's own GX result JSON, or its batch's with ``"batch": "first..last"`` added) and
+  date's own GX result JSON; the passing dates of a batch store the batch's result,
+  with ``"batch": "first..last"`` added, on the first of them and
+  ``{"success", "batch", "stored_on": <that date>}`` on the others) and
   failing rows in ``quality.quarantine`` with their reason, replacing only the given
   tables' rows for those dates; ``gogooku3.quality.data_docs`` renders them as Data Docs.
 """
@@ -155,6 +157,7 @@ class QualityGate:
         if not batch_result["success"] and not bad_dates:
             bad_dates = set(dates)  # an aggregate failure: attribute it date by date
         days: dict[dt.date, DayResult] = {}
+        batch, home = f"{dates[0]}..{dates[-1]}" if dates else "", None
         by_date = {d: idx for d, idx in frame.groupby("date").groups.items()} if len(frame) else {}
         for d in dates:
             idx = by_date.get(d)
@@ -172,10 +175,12 @@ class QualityGate:
                     if not r["success"]:
                         name = "gx:" + r["expectation_config"]["type"]
                         checks.setdefault(name, r.get("result", {}).get("unexpected_count") or 0)
-            else:
-                # the batch's whole GX result (each date of it stores the same one; Data Docs
-                # render it once, see ``gogooku3.quality.data_docs``)
-                result = {**batch_result, "batch": f"{dates[0]}..{dates[-1]}"}
+            elif home is None:  # the batch's whole GX result, stored once
+                home = d
+                result = {**batch_result, "batch": batch}
+            else:  # a pointer to it (``gogooku3.quality.data_docs`` follows it)
+                result = {"success": batch_result["success"], "batch": batch,
+                          "stored_on": home.isoformat()}
             failed_rows = int((reasons.loc[idx] != "").sum()) if idx is not None else 0
             days[d] = DayResult(table, d, not checks, n, failed_rows, checks, result)
         quarantine = _quarantine_rows(table, frame, reasons, prep.day_failures, run_at)
