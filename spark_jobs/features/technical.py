@@ -189,6 +189,7 @@ def epoch_indicators(pdf: pd.DataFrame, since: dt.date | None = None) -> pd.Data
     ``>= since`` are returned and only their epochs computed (each epoch's values depend
     on its own series only, so they are the same as without ``since``)."""
     pdf = pdf.sort_values("date", kind="stable").reset_index(drop=True)
+    first = 0  # position of the first row returned
     if since is not None:
         first = int(np.searchsorted(pdf["date"].to_numpy(), since, side="left"))
         tidx = pdf["_tidx"].to_numpy(dtype=np.int64)
@@ -199,16 +200,15 @@ def epoch_indicators(pdf: pd.DataFrame, since: dt.date | None = None) -> pd.Data
     arrays = [pdf[k].to_numpy(dtype=float) for k in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")]
     res = {k: np.full(len(pdf), np.nan) for k in RECURSIVE}
     epochs = tidx // EPOCH
-    for b in np.unique(epochs[first:] if since is not None else epochs):
+    for b in np.unique(epochs[first:]):
         lo_pos = np.searchsorted(tidx, b * EPOCH - WARMUP, side="left")
         hi_pos = np.searchsorted(tidx, (b + 1) * EPOCH, side="left")
         keep = np.searchsorted(tidx, b * EPOCH, side="left")
         vals = indicators(*[a[lo_pos:hi_pos] for a in arrays])
         for k, arr in vals.items():
             res[k][keep:hi_pos] = arr[keep - lo_pos :]
-    keep_from = 0 if since is None else first
-    cols = {"date": pdf["date"].to_numpy()[keep_from:], "code": pdf["code"].to_numpy()[keep_from:]}
-    cols |= {k: np.where(np.isfinite(res[k]), res[k], np.nan)[keep_from:] for k in RECURSIVE}
+    cols = {"date": pdf["date"].to_numpy()[first:], "code": pdf["code"].to_numpy()[first:]}
+    cols |= {k: np.where(np.isfinite(res[k]), res[k], np.nan)[first:] for k in RECURSIVE}
     return pd.DataFrame(cols)  # one dict: inserting 13 columns one by one cost more than the maths
 
 
