@@ -4,12 +4,13 @@ Bounded-window indicators (SMA gaps, Bollinger, stochastics, Williams %R, CCI, M
 are Spark window expressions over the code's traded series (``prices.series_window``).
 
 Recursive indicators — EMA gaps, MACD, RSI, ATR, ADX — and the OBV z-score are computed by
-one grouped-map pandas UDF per code (``recursive_indicators``). Why a UDF: each value
+a grouped-map pandas UDF over buckets of codes (``recursive_indicators``), vectorized over
+the codes of a bucket (a panel with one row per code). Why a UDF: each value
 is a recursion over all earlier values (``y_t = a·x_t + (1-a)·y_{t-1}``, seeded with an
 SMA), and MACD's signal and ADX nest one recursion inside another; Spark's window
 functions have no recursive frame, and the exact closed form as a weighted sum needs
 ``(1-a)^-t`` factors that overflow doubles within a few hundred rows for RSI-2. In numpy
-the recursion is one ``scipy.signal.lfilter`` call (C speed).
+the recursion is a loop over time steps, each vectorized over the codes of a bucket.
 
 Seeding (so that a daily run equals a full rebuild bit for bit and reads only
 ``LOOKBACK`` days): trading days are cut into calendar-anchored *epochs* of
@@ -37,7 +38,6 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
-from scipy.signal import lfilter
 
 from spark_jobs.features.prices import div, finish, full, prepare, rows_window, series_window
 
@@ -64,7 +64,32 @@ FEATURES: list[str] = [
 ]
 
 
-# ---- TA-Lib definitions on one contiguous series (numpy) ------------------------------
+# ---- TA-Lib definitions on a panel of series (numpy) ------------------------------------
+#
+# Each function takes arrays of shape (..., T): one series per row along the last axis, a
+# shorter series padded with NaN after its end. The value at position t uses positions
+# <= t of its own row only (recursions run forward, seeds sit at the start), so a row's
+# values are the same whichever other rows share the panel and however wide it is.
+
+
+def _prev(x: np.ndarray, fill: float | np.ndarray = np.nan) -> np.ndarray:
+    """``x`` moved one position later along the last axis (``fill`` first)."""
+    head = np.broadcast_to(np.asarray(fill, dtype=float), (*x.shape[:-1], 1))
+    return np.concatenate([head, x[..., :-1]], axis=-1)
+
+
+def _recurse(u: np.ndarray, k: float, y0: np.ndarray) -> np.ndarray:
+    """``y_t = u_t + k·y_{t-1}`` along the last axis from ``y_{-1} = y0`` (one value per row).
+
+    A loop over time steps, each one vectorized over the panel's rows (the arithmetic,
+    and so every bit, of a first-order ``scipy.signal.lfilter``, without the seconds that
+    importing scipy adds to every Python worker)."""
+    out = np.empty(u.shape)
+    ut, yt = np.moveaxis(u, -1, 0), np.moveaxis(out, -1, 0)
+    prev = np.asarray(y0, dtype=float)
+    for t in range(ut.shape[0]):
+        prev = yt[t] = ut[t] + k * prev
+    return out
 
 
 def ema(x: np.ndarray, n: int, alpha: float | None = None, first: int = 0) -> np.ndarray:
@@ -72,14 +97,13 @@ def ema(x: np.ndarray, n: int, alpha: float | None = None, first: int = 0) -> np
     ``y_t = a·x_t + (1-a)·y_{t-1}`` with ``a = 2/(n+1)`` (``alpha`` overrides: Wilder uses
     ``1/n``). NaN before ``first+n-1``."""
     a = 2.0 / (n + 1) if alpha is None else alpha
-    out = np.full(len(x), np.nan)
+    out = np.full(x.shape, np.nan)
     s = first + n - 1
-    if len(x) <= s:
+    if x.shape[-1] <= s:
         return out
-    seed = x[first : s + 1].mean()
-    out[s] = seed
-    if len(x) > s + 1:
-        out[s + 1 :] = lfilter([a], [1.0, -(1.0 - a)], x[s + 1 :], zi=[(1.0 - a) * seed])[0]
+    seed = x[..., first : s + 1].mean(axis=-1)
+    out[..., s] = seed
+    out[..., s + 1 :] = _recurse(a * x[..., s + 1 :], 1.0 - a, seed)
     return out
 
 
@@ -93,7 +117,7 @@ def macd(c: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9):
     ``c[slow-fast:slow]``), signal = EMA of the line seeded at ``slow-1``; all three NaN
     before ``slow+signal-2``."""
     line = ema(c, fast, first=slow - fast) - ema(c, slow)
-    sig = ema(line, signal, first=slow - 1) if len(c) >= slow else np.full(len(c), np.nan)
+    sig = ema(line, signal, first=slow - 1) if c.shape[-1] >= slow else np.full(c.shape, np.nan)
     line = np.where(np.isnan(sig), np.nan, line)
     return line, sig, line - sig
 
@@ -101,7 +125,7 @@ def macd(c: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9):
 def rsi(c: np.ndarray, n: int) -> np.ndarray:
     """TA-Lib RSI: Wilder averages of gains/losses seeded on the first ``n`` changes;
     ``100·G/(G+L)`` (0 when both are 0); first value at index ``n``."""
-    d = np.diff(c, prepend=np.nan)
+    d = c - _prev(c)
     g = wilder(np.maximum(d, 0.0), n, first=1)
     lo = wilder(np.maximum(-d, 0.0), n, first=1)
     tot = g + lo
@@ -110,7 +134,7 @@ def rsi(c: np.ndarray, n: int) -> np.ndarray:
 
 
 def true_range(h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
-    pc = np.concatenate([[np.nan], c[:-1]])
+    pc = _prev(c)
     return np.fmax(h - lo, np.fmax(np.abs(h - pc), np.abs(lo - pc))) * np.where(np.isnan(pc), np.nan, 1)
 
 
@@ -121,13 +145,12 @@ def atr(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
 
 def _wilder_sum(x: np.ndarray, n: int) -> np.ndarray:
     """TA-Lib's running-sum smoothing: ``S_{n-1} = Σ x[1..n-1]``, ``S_t = S_{t-1}·(1-1/n) + x_t``."""
-    out = np.full(len(x), np.nan)
-    if len(x) <= n:
+    out = np.full(x.shape, np.nan)
+    if x.shape[-1] <= n:
         return out
-    s0 = x[1:n].sum()
-    out[n - 1] = s0
-    k = 1.0 - 1.0 / n
-    out[n:] = lfilter([1.0], [1.0, -k], x[n:], zi=[k * s0])[0]
+    s0 = x[..., 1:n].sum(axis=-1)
+    out[..., n - 1] = s0
+    out[..., n:] = _recurse(x[..., n:], 1.0 - 1.0 / n, s0)
     return out
 
 
@@ -135,11 +158,11 @@ def adx(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
     """TA-Lib ADX: +DM/−DM (the larger move only) and TR smoothed by running Wilder sums,
     DX = 100·|+DI − −DI|/(+DI + −DI) from ``n``, ADX = mean of the first ``n`` DX (at
     ``2n−1``) then Wilder. A day with zero smoothed range counts DX = 0."""
-    out = np.full(len(c), np.nan)
-    if len(c) < 2 * n:
+    out = np.full(c.shape, np.nan)
+    if c.shape[-1] < 2 * n:
         return out
-    up = np.diff(h, prepend=np.nan)
-    dn = -np.diff(lo, prepend=np.nan)
+    up = h - _prev(h)
+    dn = _prev(lo) - lo
     pdm = np.where((up > 0) & (up > dn), up, 0.0)
     mdm = np.where((dn > 0) & (dn > up), dn, 0.0)
     tr = true_range(h, lo, c)
@@ -149,28 +172,28 @@ def adx(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
         mdi = 100.0 * sm / st
         dx = 100.0 * np.abs(pdi - mdi) / (pdi + mdi)
     dx = np.where(np.isfinite(dx), dx, 0.0)
-    dx[:n] = np.nan
+    dx[..., :n] = np.nan
     return wilder(dx, n, first=n)
 
 
 def obv_z(c: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     """z-score of TA-Lib's OBV against its last ``n`` values (population std); NaN for the
     first ``n-1`` values and where the window's OBV is constant."""
-    step = np.sign(np.diff(c, prepend=c[:1])) * v
-    step[0] = v[0]
-    obv = np.cumsum(step)
-    out = np.full(len(c), np.nan)
-    if len(c) < n:
+    step = np.sign(c - _prev(c, c[..., :1])) * v
+    step[..., 0] = v[..., 0]
+    obv = np.cumsum(step, axis=-1)
+    out = np.full(c.shape, np.nan)
+    if c.shape[-1] < n:
         return out
-    win = np.lib.stride_tricks.sliding_window_view(obv, n)
-    mu, sd = win.mean(axis=1), win.std(axis=1)
+    win = np.lib.stride_tricks.sliding_window_view(obv, n, axis=-1)
+    mu, sd = win.mean(axis=-1), win.std(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[n - 1 :] = np.where(sd > 0, (obv[n - 1 :] - mu) / sd, np.nan)
+        out[..., n - 1 :] = np.where(sd > 0, (obv[..., n - 1 :] - mu) / sd, np.nan)
     return out
 
 
 def indicators(o, h, lo, c, v) -> dict[str, np.ndarray]:
-    """The ``RECURSIVE`` columns for one contiguous series (TA-Lib semantics)."""
+    """The ``RECURSIVE`` columns for series laid out along the last axis (TA-Lib semantics)."""
     out = {f"ema_gap_{n}": c / ema(c, n) - 1 for n in MA_WINDOWS}
     line, sig, hist = macd(c)
     out["macd_12_26_9"], out["macd_signal_12_26_9"], out["macd_hist_12_26_9"] = line / c, sig / c, hist / c
@@ -181,48 +204,68 @@ def indicators(o, h, lo, c, v) -> dict[str, np.ndarray]:
     return out
 
 
-def epoch_indicators(pdf: pd.DataFrame, since: dt.date | None = None) -> pd.DataFrame:
-    """One code's traded rows (sorted here) → ``RECURSIVE`` columns, epoch-seeded.
+def _panel(values: np.ndarray, series: np.ndarray, pos: np.ndarray, n_series: int) -> np.ndarray:
+    """Long rows → ``(n_series, longest)`` array, ``values[i]`` at ``[series[i], pos[i]]``,
+    NaN after each series' end."""
+    out = np.full((n_series, int(pos.max()) + 1), np.nan)
+    out[series, pos] = values
+    return out
 
-    Rows of epoch ``b`` take their values from the series that starts at the first row
-    with ``_tidx >= b·EPOCH − WARMUP`` (module docstring). With ``since``, only rows dated
-    ``>= since`` are returned and only their epochs computed (each epoch's values depend
-    on its own series only, so they are the same as without ``since``)."""
-    pdf = pdf.sort_values("date", kind="stable").reset_index(drop=True)
-    first = 0  # position of the first row returned
-    if since is not None:
-        first = int(np.searchsorted(pdf["date"].to_numpy(), since, side="left"))
-        tidx = pdf["_tidx"].to_numpy(dtype=np.int64)
-        seed = (tidx[first] // EPOCH) * EPOCH - WARMUP if first < len(pdf) else np.inf
-        pdf = pdf[tidx >= seed].reset_index(drop=True)  # rows are in date order: a suffix
-        first -= len(tidx) - len(pdf)
+
+def epoch_indicators(pdf: pd.DataFrame, since: dt.date | None = None) -> pd.DataFrame:
+    """Traded rows of any number of codes (``date, code, _tidx``, adjusted OHLCV) →
+    ``date, code, RECURSIVE...``, epoch-seeded.
+
+    Rows of epoch ``b`` take their values from their code's series that starts at the
+    first row with ``_tidx >= b·EPOCH − WARMUP`` (module docstring). Per epoch, the codes'
+    series are one panel (a row per code) and every indicator is one vectorized call over
+    it: a loop over epochs, never over stocks; a code's values do not depend on which
+    other codes share the call. With ``since``, only rows dated ``>= since`` are returned
+    and only their epochs computed (each epoch depends on its own series only, so the
+    values are those of a call without ``since``)."""
+    pdf = pdf.sort_values(["code", "date"], kind="stable").reset_index(drop=True)
+    dates = pdf["date"].to_numpy()
+    out_rows = np.ones(len(pdf), bool) if since is None else dates >= since
+    codes = pdf["code"].to_numpy()
+    code_id = np.cumsum(np.r_[False, codes[1:] != codes[:-1]]) if len(pdf) else np.zeros(0, int)
     tidx = pdf["_tidx"].to_numpy(dtype=np.int64)
     arrays = [pdf[k].to_numpy(dtype=float) for k in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")]
     res = {k: np.full(len(pdf), np.nan) for k in RECURSIVE}
     epochs = tidx // EPOCH
-    for b in np.unique(epochs[first:]):
-        lo_pos = np.searchsorted(tidx, b * EPOCH - WARMUP, side="left")
-        hi_pos = np.searchsorted(tidx, (b + 1) * EPOCH, side="left")
-        keep = np.searchsorted(tidx, b * EPOCH, side="left")
-        vals = indicators(*[a[lo_pos:hi_pos] for a in arrays])
+    for b in np.unique(epochs[out_rows]):
+        span = np.flatnonzero((tidx >= b * EPOCH - WARMUP) & (tidx < (b + 1) * EPOCH))
+        ids = code_id[span]
+        starts = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1]
+        lengths = np.diff(np.r_[starts, len(span)])
+        series = np.repeat(np.arange(len(starts)), lengths)
+        pos = np.arange(len(span)) - np.repeat(starts, lengths)
+        vals = indicators(*[_panel(a[span], series, pos, len(starts)) for a in arrays])
+        keep = epochs[span] == b
         for k, arr in vals.items():
-            res[k][keep:hi_pos] = arr[keep - lo_pos :]
-    cols = {"date": pdf["date"].to_numpy()[first:], "code": pdf["code"].to_numpy()[first:]}
-    cols |= {k: np.where(np.isfinite(res[k]), res[k], np.nan)[first:] for k in RECURSIVE}
+            res[k][span[keep]] = arr[series[keep], pos[keep]]
+    cols = {"date": dates[out_rows], "code": codes[out_rows]}
+    cols |= {k: np.where(np.isfinite(res[k]), res[k], np.nan)[out_rows] for k in RECURSIVE}
     return pd.DataFrame(cols)  # one dict: inserting 13 columns one by one cost more than the maths
 
 
 def recursive_indicators(df: DataFrame, since: dt.date | None = None) -> DataFrame:
     """``(date, code, RECURSIVE...)`` for the traded rows of ``df`` (needs ``_tidx``,
-    ``_traded``) dated ``>= since`` (all without it); a grouped-map pandas UDF per code —
-    see the module docstring for why."""
+    ``_traded``) dated ``>= since`` (all without it); a grouped-map pandas UDF — see the
+    module docstring for why.
+
+    Codes are grouped into ``spark.sql.shuffle.partitions`` buckets by a hash of the code
+    and each bucket is one call (``epoch_indicators`` vectorizes over its codes): one call
+    per code spent more on moving each small group through Arrow and pandas than on the
+    arithmetic. A code's values do not depend on its bucket."""
     schema = StructType(
         [df.schema["date"], df.schema["code"], *[StructField(k, DoubleType()) for k in RECURSIVE]]
     )
+    buckets = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     rows = df.filter(F.col("_traded")).select(
-        "date", "code", "_tidx", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume"
+        "date", "code", "_tidx", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume",
+        F.pmod(F.xxhash64("code"), F.lit(buckets)).alias("_bucket"),
     )
-    return rows.groupBy("code").applyInPandas(lambda pdf: epoch_indicators(pdf, since), schema)
+    return rows.groupBy("_bucket").applyInPandas(lambda pdf: epoch_indicators(pdf, since), schema)
 
 
 # ---- bounded windows (Spark) ----------------------------------------------------------

@@ -183,3 +183,17 @@ def test_since_computes_exactly_the_rows_from_that_date(market, cut):
     want = full[full["date"] >= since].reset_index(drop=True)
     assert len(part) == len(rows) - cut
     pd.testing.assert_frame_equal(part.reset_index(drop=True), want, check_exact=True)
+
+
+def test_a_codes_values_do_not_depend_on_the_codes_sharing_its_call(market):
+    """The UDF hands ``epoch_indicators`` a bucket of codes as one panel per epoch: each
+    code must get bit for bit what a call with that code alone gives (shuffled input)."""
+    traded = market[market["is_traded"]].copy()
+    traded["_tidx"] = traded["date"].map(trading_index(sorted(set(traded["date"]))))
+    since = DAYS[-200]
+    together = technical.epoch_indicators(traded.sample(frac=1.0, random_state=5), since)
+    for code, rows in traded.groupby("code"):
+        alone = technical.epoch_indicators(rows, since).reset_index(drop=True)
+        got = together[together["code"] == code].reset_index(drop=True)
+        assert len(alone) > 50
+        pd.testing.assert_frame_equal(got, alone, check_exact=True, obj=code)
