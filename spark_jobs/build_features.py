@@ -199,17 +199,6 @@ def plan(spark, start: dt.date, end: dt.date, settings: BuildSettings,
     return FeatureFrames(features, labels, graph, days, label_dates, cached)
 
 
-def _rows_written(spark, table: str, lake_root: str | None) -> int | None:
-    from delta.tables import DeltaTable
-
-    from gogooku3.lake import spark_io
-
-    metrics = DeltaTable.forPath(spark, spark_io.table_path(table, lake_root)).history(1)
-    row = metrics.select("operationMetrics").first()
-    value = (row[0] or {}).get("numOutputRows") if row else None
-    return int(value) if value is not None else None
-
-
 def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
         peer_cadence: int | None = None, chunk_days: int = CHUNK_DAYS) -> dict[str, int]:
     """Build and write ``[start, end]`` (module docstring); returns rows written per table.
@@ -250,10 +239,10 @@ def _build_chunk(spark, start: dt.date, end: dt.date, settings: BuildSettings,
             ("gold.peer_graph", frames.peer_graph, frames.feature_dates),
         ):
             t = time.perf_counter()
-            spark_io.write_dates(df, table, dates, lake_root=lake_root)
-            rows[table] = _rows_written(spark, table, lake_root)
-            log.info("%s: %s rows for %d dates %s..%s in %.1f s", table, rows[table], len(dates),
-                     dates[0], dates[-1], time.perf_counter() - t)
+            rows[table] = spark_io.write_dates(df, table, dates, lake_root=lake_root).rows
+            log.info("%s: %s rows for %d dates %s..%s in %.1f s", table,
+                     "?" if rows[table] is None else rows[table], len(dates), dates[0], dates[-1],
+                     time.perf_counter() - t)
     finally:
         frames.release()
     return rows

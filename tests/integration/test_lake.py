@@ -29,8 +29,8 @@ def as_set(df):
 
 def test_rewrite_one_date_replaces_it_and_leaves_the_other(spark, lake_root):
     spark_io.write_dates(topix_df(spark, [D1, D2], 100.0), TOPIX, [D1, D2], lake_root=lake_root)
-    version = spark_io.write_dates(topix_df(spark, [D2], 200.0), TOPIX, [D2], lake_root=lake_root)
-    assert version == 1
+    commit = spark_io.write_dates(topix_df(spark, [D2], 200.0), TOPIX, [D2], lake_root=lake_root)
+    assert commit == (1, len(topix_rows([D2], 200.0)))
     got = as_set(spark_io.read_table(spark, TOPIX, lake_root=lake_root))
     assert got == set(topix_rows([D1], 100.0)) | set(topix_rows([D2], 200.0))
     # re-running the same write is idempotent

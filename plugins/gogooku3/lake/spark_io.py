@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from gogooku3.lake import catalog, contract
 from gogooku3.lake.catalog import TableSpec
@@ -34,13 +35,21 @@ def conform(df, table: str | TableSpec):
     return df.select(*spec.column_names)
 
 
+class Commit(NamedTuple):
+    """A write's Delta commit: its version and the rows it wrote (``None`` when Delta
+    recorded no ``numOutputRows`` for it)."""
+
+    version: int
+    rows: int | None
+
+
 def write_dates(
     df,
     table: str | TableSpec,
     dates: Iterable[dt.date] | None,
     lake_root: str | None = None,
-) -> int:
-    """Replace ``dates`` of ``table`` with ``df`` atomically; return the new Delta version.
+) -> Commit:
+    """Replace ``dates`` of ``table`` with ``df`` atomically; return the new commit.
 
     ``dates`` is the set of trade dates this write owns (``None`` for tables that
     are not date-partitioned, which are replaced whole). Raises before writing
@@ -82,15 +91,20 @@ def write_dates(
         writer.save(path)
     finally:
         df.unpersist()
-    version = _latest_version(df.sparkSession, path)
-    log.info("%s: wrote %s dates -> version %d", spec.name, len(owned) if owned else "all", version)
-    return version
+    commit = last_commit(df.sparkSession, path)
+    log.info("%s: wrote %s rows for %s dates -> version %d", spec.name,
+             "?" if commit.rows is None else commit.rows, len(owned) if owned else "all",
+             commit.version)
+    return commit
 
 
-def _latest_version(spark, path: str) -> int:
+def last_commit(spark, path: str) -> Commit:
+    """The latest commit of the Delta table at ``path`` (one read of its history)."""
     from delta.tables import DeltaTable
 
-    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+    row = DeltaTable.forPath(spark, path).history(1).select("version", "operationMetrics").first()
+    rows = (row[1] or {}).get("numOutputRows")
+    return Commit(int(row[0]), int(rows) if rows is not None else None)
 
 
 def read_table(
