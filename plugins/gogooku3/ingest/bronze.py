@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gogooku3.jquants.endpoints import ENDPOINTS, Endpoint
-from gogooku3.lake import catalog, deltars
+from gogooku3.lake import catalog, contract, deltars
 from gogooku3.lake.catalog import INGEST_COLUMNS, TableSpec
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def split_by_date(table: pa.Table) -> dict[dt.date, pa.Table]:
 
 def write_bronze(
     table: pa.Table, endpoint: Endpoint, dates: Iterable[dt.date], lake_root: str | None = None
-) -> int:
+) -> contract.Commit:
     """Replace ``dates`` of the endpoint's bronze table with ``table`` (one commit)."""
     return deltars.write_dates(table, endpoint.table, list(dates), lake_root=lake_root)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -33,6 +34,14 @@ _SPARK_NAMES = {
     "IntegerType": "int",
     "BooleanType": "boolean",
 }
+
+
+class Commit(NamedTuple):
+    """What a ``write_dates`` committed: the table's new Delta version and the rows written
+    (``None`` where Delta recorded no row count)."""
+
+    version: int
+    rows: int | None
 
 
 def arrow_type_name(t: pa.DataType) -> str:

@@ -73,8 +73,8 @@ def write_dates(
     table: str | TableSpec,
     dates: Iterable[dt.date] | None,
     lake_root: str | None = None,
-) -> int:
-    """Replace ``dates`` of ``table`` with ``data`` in one commit; return the new version.
+) -> contract.Commit:
+    """Replace ``dates`` of ``table`` with ``data`` in one commit; return that commit.
 
     Same contract and errors as ``gogooku3.lake.spark_io.write_dates``.
     """
@@ -103,7 +103,7 @@ def write_dates(
         write_deltalake(path, data, mode="overwrite")
     version = _open(spec, lake_root).version()
     log.info("%s: wrote %d rows -> version %d", spec.name, data.num_rows, version)
-    return version
+    return contract.Commit(version, data.num_rows)
 
 
 def _check_unique(spec: TableSpec, data: pa.Table, owned: list[dt.date] | None) -> None:

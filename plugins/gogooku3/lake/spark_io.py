@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 from gogooku3.lake import catalog, contract
 from gogooku3.lake.catalog import TableSpec
@@ -35,20 +34,12 @@ def conform(df, table: str | TableSpec):
     return df.select(*spec.column_names)
 
 
-class Commit(NamedTuple):
-    """A write's Delta commit: its version and the rows it wrote (``None`` when Delta
-    recorded no ``numOutputRows`` for it)."""
-
-    version: int
-    rows: int | None
-
-
 def write_dates(
     df,
     table: str | TableSpec,
     dates: Iterable[dt.date] | None,
     lake_root: str | None = None,
-) -> Commit:
+) -> contract.Commit:
     """Replace ``dates`` of ``table`` with ``df`` atomically; return the new commit.
 
     ``dates`` is the set of trade dates this write owns (``None`` for tables that
@@ -98,13 +89,13 @@ def write_dates(
     return commit
 
 
-def last_commit(spark, path: str) -> Commit:
+def last_commit(spark, path: str) -> contract.Commit:
     """The latest commit of the Delta table at ``path`` (one read of its history)."""
     from delta.tables import DeltaTable
 
     row = DeltaTable.forPath(spark, path).history(1).select("version", "operationMetrics").first()
     rows = (row[1] or {}).get("numOutputRows")
-    return Commit(int(row[0]), int(rows) if rows is not None else None)
+    return contract.Commit(int(row[0]), int(rows) if rows is not None else None)
 
 
 def read_table(
