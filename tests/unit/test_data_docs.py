@@ -78,3 +78,25 @@ def test_a_range_after_the_batch_start_still_renders_the_batch(stored, tmp_path)
     # the batch held the failing DAYS[1], so its own result is a failure
     assert s.rendered == 1 and s.not_rendered == 0 and s.failed == 1
     assert f"Run Name {DAYS[0]}..{DAYS[-1]}" in _text(pages[0])
+
+
+def test_revalidating_the_batch_home_keeps_the_rest_of_the_batch_rendered(tmp_path):
+    """Re-running the first date of a batch replaces the result stored there; the batch's
+    other dates must still resolve to the batch's result (moved to the next of them)."""
+    lake = str(tmp_path / "lake")
+    rep = QualityGate().validate(TABLE, clean_bars(), DAYS, ctx())
+    write_results(list(rep.days.values()), [rep.quarantine], DAYS, lake_root=lake)
+    before = data_docs.stored_results(DAYS[1], DAYS[-1], lake_root=lake)
+    again = QualityGate().validate(TABLE, clean_bars().query("date == @DAYS[0]"), DAYS[:1], ctx())
+    write_results(list(again.days.values()), [again.quarantine], DAYS[:1], lake_root=lake)
+
+    rows = {r["date"]: json.loads(r["result_json"])
+            for r in deltars.read_table("quality.validations", lake_root=lake).to_pylist()}
+    batch = f"{DAYS[0]}..{DAYS[-1]}"
+    assert rows[DAYS[0]]["batch"] == f"{DAYS[0]}..{DAYS[0]}"  # the new run's own result
+    assert rows[DAYS[1]]["batch"] == batch and "results" in rows[DAYS[1]]
+    for d in DAYS[2:]:
+        assert rows[d] == {"success": True, "batch": batch, "stored_on": DAYS[1].isoformat()}
+    after = data_docs.stored_results(DAYS[1], DAYS[-1], lake_root=lake)
+    assert after[1] == 0 and [r[:2] for r in after[0]] == [r[:2] for r in before[0]]
+    assert after[0][0][3] == before[0][0][3]  # the same GX result, not a re-run

@@ -78,7 +78,7 @@ def stored_results(start: dt.date, end: dt.date, lake_root: str | None = None):
         for key, row, result in _parsed(more):
             if key in away and row["date"] == away[key] and "results" in result:
                 seen.setdefault(key, (*key, row["run_at"], result))
-    missing += sum(k not in seen for k in away)  # overwritten since by a run of that date
+    missing += sum(k not in seen for k in away)  # its home row is gone (not written by the gate)
     return list(seen.values()), missing
 
 

@@ -17,6 +17,8 @@ Contract:
   ``{"success", "batch", "stored_on": <that date>}`` on the others) and
   failing rows in ``quality.quarantine`` with their reason, replacing only the given
   tables' rows for those dates; ``gogooku3.quality.data_docs`` renders them as Data Docs.
+  Re-validating a date that holds a batch's result first moves that result to the next
+  date of the batch that points to it, so the rest of the batch stays rendered.
 """
 
 from __future__ import annotations
@@ -259,6 +261,45 @@ def _replace_tables(target: str, new: pa.Table, dates: list[dt.date], tables: se
     deltars.write_dates(new, spec, dates, lake_root=lake_root)
 
 
+def _rehome_pointers(dates: list[dt.date], tables: set[str], lake_root: str | None) -> None:
+    """Before ``dates`` of ``tables`` are replaced: a batch result stored on one of them
+    that dates outside ``dates`` still point to moves to the first of those dates, and the
+    others point there (a commit per table, each leaving every pointer resolvable) — so
+    re-running one day never orphans the rest of its batch."""
+    spec = catalog.table("quality.validations")
+    try:
+        old = deltars.read_table(spec, dates[0], dates[-1], lake_root=lake_root).to_pylist()
+    except deltars.TableNotFound:
+        return
+    owned = set(dates)
+    homes = {}  # (table, batch) -> full result stored on an owned date
+    for row in old:
+        result = json.loads(row["result_json"] or "{}")
+        if row["table_name"] in tables and row["date"] in owned and "results" in result:
+            if result.get("batch", "..").split("..")[1] > row["date"].isoformat():
+                homes[(row["table_name"], row["date"].isoformat())] = result
+    if not homes:
+        return
+    last = max(dt.date.fromisoformat(r["batch"].split("..")[1]) for r in homes.values())
+    later = deltars.read_table(spec, dates[0], last, lake_root=lake_root).to_pylist()
+    moved: dict[tuple[str, str], list[dict]] = {}  # (table, old home) -> its rows, by date
+    for row in sorted(later, key=lambda r: (r["table_name"], r["date"])):
+        result = json.loads(row["result_json"] or "{}")
+        key = (row["table_name"], result.get("stored_on"))
+        if row["date"] in owned or key not in homes or result.get("batch") != homes[key]["batch"]:
+            continue
+        mine = moved.setdefault(key, [])
+        # the first pointing date becomes the batch's home, the others point to it
+        result = {**result, "stored_on": mine[0]["date"].isoformat()} if mine else homes[key]
+        mine.append({**row, "result_json": json.dumps(result, default=_json_default)})
+    for table in sorted({t for t, _ in moved}):
+        rows = [r for (t, _), rs in moved.items() if t == table for r in rs]
+        log.info("quality: %s: %d stored batch result(s) moved off re-validated dates", table,
+                 sum(t == table for t, _ in moved))
+        _replace_tables(spec.name, pa.Table.from_pylist(rows, schema=spec.arrow_schema()),
+                        sorted(r["date"] for r in rows), {table}, lake_root)
+
+
 def write_results(
     results: Sequence[DayResult],
     quarantine: Sequence[pd.DataFrame],
@@ -275,6 +316,7 @@ def write_results(
         return
     run_at = run_at or dt.datetime.now(dt.UTC)
     tables = {r.table for r in results}
+    _rehome_pointers(dates, tables, lake_root)
     vspec = catalog.table("quality.validations")
     vrows = pd.DataFrame(
         [(r.date, r.table, r.success, r.rows, r.failed_rows,
