@@ -298,14 +298,17 @@ def _windowed(df: DataFrame) -> DataFrame:
         "stoch_k_14": F.col("_stoch_k"),
         "stoch_d_14": F.when(full(16), F.avg("_stoch_k").over(rows_window(3))),
         "_tp_sma": F.when(full(20), sma_tp),
-        "_tp_list": F.collect_list(tp).over(rows_window(20)),
+        # CCI's mean deviation needs the window's 20 typical prices themselves: as lags
+        # (offset frames, O(1) per row) they cost half of a sliding collect_list
+        **{f"_tp_lag{k}": F.lag(tp, k).over(w) for k in range(1, 20)},
         "_pos": F.sum(F.when(tp > tpp, flow).otherwise(0.0)).over(rows_window(14)),
         "_neg": F.sum(F.when(tp < tpp, flow).otherwise(0.0)).over(rows_window(14)),
     }
     out = out.select("*", *[e.alias(k) for k, e in more.items()])
-    mean_dev = F.aggregate(
-        "_tp_list", F.lit(0.0), lambda acc, x: acc + F.abs(x - F.col("_tp_sma"))
-    ) / 20
+    dev = F.lit(0.0)  # summed oldest first, as the window's rows come
+    for k in range(19, 0, -1):
+        dev = dev + F.abs(F.col(f"_tp_lag{k}") - F.col("_tp_sma"))
+    mean_dev = (dev + F.abs(tp - F.col("_tp_sma"))) / 20
     pos, neg = F.col("_pos"), F.col("_neg")
     out = out.withColumn(
         "cci_20",
