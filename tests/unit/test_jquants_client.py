@@ -241,3 +241,28 @@ def test_a_429_storm_still_ends_with_every_row_exactly_once():
     keys = [(r["Date"], r["Code"]) for rows in out for r in rows]
     assert len(keys) == len(set(keys)) == 50 * pages * 5
     assert stats.retries > 50 and stats.statuses.get(429, 0) > 30
+
+
+@pytest.mark.parametrize("rows", [1, 20_000])  # a small page inflates inline, a large one off-loop
+def test_gzip_pages_are_inflated_and_a_corrupt_one_is_retried(rows):
+    import gzip
+    import json
+    import random
+
+    from gogooku3.jquants import client as client_module
+
+    rng = random.Random(rows)
+    data = [{"Code": f"{13010 + i}", "C": rng.random()} for i in range(rows)]
+    good = gzip.compress(json.dumps({"data": data}).encode())
+    assert (len(good) >= client_module._INFLATE_OFF_LOOP) == (rows > 1)
+    calls = []
+
+    async def handler(request):
+        calls.append(request.headers.get("Accept-Encoding"))
+        body = good[: len(good) // 2] + bytes(len(good) - len(good) // 2) if len(calls) == 1 else good
+        return web.Response(body=body, headers={"Content-Encoding": "gzip"},
+                            content_type="application/json")
+
+    got, client = serve(handler, fetch)
+    assert got == data and len(calls) == 2 and calls[0] == "gzip"
+    assert client.stats.retries == 1

@@ -24,6 +24,7 @@ import email.utils
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,9 @@ Row = dict[str, Any]
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _AUTH_STATUS = frozenset({401, 403})
 _TRANSIENT = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+#: gzip bodies at least this large are inflated on a worker thread (zlib releases the GIL,
+#: so it overlaps with JSON parsing of other pages on the event loop's thread)
+_INFLATE_OFF_LOOP = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,8 @@ class JQuantsClient:
             if self._key:
                 headers["x-api-key"] = self._key
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=headers, timeout=self.timeout
+                connector=connector, headers=headers, timeout=self.timeout,
+                auto_decompress=False,  # see _inflate
             )
             self._sem = asyncio.Semaphore(self.max_concurrent)
         return self._session
@@ -315,8 +320,11 @@ class JQuantsClient:
                         status = resp.status
                         body = await resp.read()
                         retry_after = resp.headers.get("Retry-After")
+                        encoding = resp.headers.get("Content-Encoding", "")
             except _TRANSIENT as exc:
                 raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        if "gzip" in encoding and body:
+            body = await _inflate(body, status)
         self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
         if 200 <= status < 300:
             self.stats.pages += 1
@@ -337,6 +345,17 @@ class JQuantsClient:
                                    status=status)
         raise JQuantsRequestError(message or "request rejected", path=path, params=params,
                                   status=status)
+
+
+async def _inflate(body: bytes, status: int) -> bytes:
+    """The gzip ``body`` inflated: large pages on a worker thread (``_INFLATE_OFF_LOOP``),
+    so that the event loop's thread keeps parsing other pages. A corrupt body is retried."""
+    try:
+        if len(body) < _INFLATE_OFF_LOOP:
+            return zlib.decompress(body, wbits=31)
+        return await asyncio.get_running_loop().run_in_executor(None, zlib.decompress, body, 31)
+    except zlib.error as exc:
+        raise _Retry(f"HTTP {status} with a corrupt gzip body ({exc})", status) from None
 
 
 def _message(body: bytes) -> str:
