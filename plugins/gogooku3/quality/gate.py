@@ -261,6 +261,12 @@ def _replace_tables(target: str, new: pa.Table, dates: list[dt.date], tables: se
     deltars.write_dates(new, spec, dates, lake_root=lake_root)
 
 
+def _batch_end(result: dict) -> dt.date:
+    """Last date of the batch a stored GX result covers (``date.min`` for a one-date run)."""
+    batch = result.get("batch")
+    return dt.date.fromisoformat(batch.split("..")[1]) if batch else dt.date.min
+
+
 def _rehome_pointers(dates: list[dt.date], tables: set[str], lake_root: str | None) -> None:
     """Before ``dates`` of ``tables`` are replaced: a batch result stored on one of them
     that dates outside ``dates`` still point to moves to the first of those dates, and the
@@ -272,18 +278,20 @@ def _rehome_pointers(dates: list[dt.date], tables: set[str], lake_root: str | No
     except deltars.TableNotFound:
         return
     owned = set(dates)
-    homes = {}  # (table, batch) -> full result stored on an owned date
+    homes = {}  # (table, ISO date of an owned home) -> the batch's full result stored there
     for row in old:
         result = json.loads(row["result_json"] or "{}")
         if row["table_name"] in tables and row["date"] in owned and "results" in result:
-            if result.get("batch", "..").split("..")[1] > row["date"].isoformat():
+            if _batch_end(result) > row["date"]:
                 homes[(row["table_name"], row["date"].isoformat())] = result
     if not homes:
         return
-    last = max(dt.date.fromisoformat(r["batch"].split("..")[1]) for r in homes.values())
-    later = deltars.read_table(spec, dates[0], last, lake_root=lake_root).to_pylist()
+    last = max(_batch_end(r) for r in homes.values())
+    if last > dates[-1]:  # pointers may also lie after the dates read above
+        old += deltars.read_table(spec, dates[-1] + dt.timedelta(days=1), last,
+                                  lake_root=lake_root).to_pylist()
     moved: dict[tuple[str, str], list[dict]] = {}  # (table, old home) -> its rows, by date
-    for row in sorted(later, key=lambda r: (r["table_name"], r["date"])):
+    for row in sorted(old, key=lambda r: (r["table_name"], r["date"])):
         result = json.loads(row["result_json"] or "{}")
         key = (row["table_name"], result.get("stored_on"))
         if row["date"] in owned or key not in homes or result.get("batch") != homes[key]["batch"]:
