@@ -9,8 +9,9 @@ issue), e.g.::
 
 Prints rows/s of ``/equities/bars/daily`` fetched one query per trade date (all codes)
 for: the official client (``ClientV2.get_eq_bars_daily_range``, 5 threads, one query per
-calendar day) and this client at concurrency 1/10/50/150, and the ratios, after one
-untimed warm-up pass (the server caches encoded pages). Writes the table to
+calendar day, a DataFrame) and this client at concurrency 1/10/50/150 into Arrow tables
+typed for bronze (``get_many(as_table=True)``, what ingestion uses), plus once into dicts,
+and the ratios, after one untimed warm-up pass (the server caches encoded pages). Writes the table to
 ``benchmarks/results/ingest.md`` with ``--write``.
 """
 
@@ -22,18 +23,26 @@ import datetime as dt
 import time
 from pathlib import Path
 
+from gogooku3.ingest.bronze import page_fields
 from gogooku3.jquants.client import JQuantsClient
+from gogooku3.jquants.endpoints import endpoint
 from gogooku3.market.calendar import TradingCalendar, parse_date
 
 PATH = "/equities/bars/daily"
 
 
-async def ours(url: str, key: str, days: list[dt.date], concurrency: int) -> tuple[int, float, int]:
+async def ours(url: str, key: str, days: list[dt.date], concurrency: int,
+               as_table: bool = True) -> tuple[int, float, int]:
+    """Rows, seconds and peak in-flight requests of one fan-out over ``days``: into Arrow
+    tables typed as bronze asks (what ingestion uses), or into dicts (``as_table=False``)."""
+    fields = page_fields(endpoint("bars_daily"))
     async with JQuantsClient(url, key, max_concurrent=concurrency) as client:
         t0 = time.perf_counter()
-        pages = await client.get_many(PATH, [{"date": d.isoformat()} for d in days])
+        pages = await client.get_many(PATH, [{"date": d.isoformat()} for d in days],
+                                      as_table=as_table, fields=fields)
         secs = time.perf_counter() - t0
-        return sum(len(p) for p in pages), secs, client.stats.in_flight.peak
+        rows = sum(p.num_rows if as_table else len(p) for p in pages)
+        return rows, secs, client.stats.in_flight.peak
 
 
 def official(url: str, key: str, start: dt.date, end: dt.date) -> tuple[int, float]:
@@ -72,6 +81,9 @@ def main(argv=None) -> int:
     for c in args.concurrency:
         n, secs, peak = asyncio.run(ours(args.url, args.key, days, c))
         rows_out.append((f"gogooku3 async, concurrency {c} (peak {peak})", n, secs, n / secs, c))
+    c = max(args.concurrency)
+    n, secs, peak = asyncio.run(ours(args.url, args.key, days, c, as_table=False))
+    rows_out.append((f"gogooku3 async, concurrency {c}, rows as dicts", n, secs, n / secs, c))
     lines = [f"ingest benchmark: {PATH}, {len(days)} trade dates {start}..{end}, {args.url}", "",
              "| client | rows | seconds | rows/s | x official |", "|---|---:|---:|---:|---:|"]
     for name, n, secs, rate, _ in rows_out:

@@ -243,8 +243,9 @@ def test_a_429_storm_still_ends_with_every_row_exactly_once():
     assert stats.retries > 50 and stats.statuses.get(429, 0) > 30
 
 
-@pytest.mark.parametrize("rows", [1, 20_000])  # a small page inflates inline, a large one off-loop
-def test_gzip_pages_are_inflated_and_a_corrupt_one_is_retried(rows):
+@pytest.mark.parametrize("as_table", [False, True])
+@pytest.mark.parametrize("rows", [1, 20_000])  # a small page decodes inline, a large one off-loop
+def test_gzip_pages_are_inflated_and_a_corrupt_one_is_retried(rows, as_table):
     import gzip
     import json
     import random
@@ -254,7 +255,7 @@ def test_gzip_pages_are_inflated_and_a_corrupt_one_is_retried(rows):
     rng = random.Random(rows)
     data = [{"Code": f"{13010 + i}", "C": rng.random()} for i in range(rows)]
     good = gzip.compress(json.dumps({"data": data}).encode())
-    assert (len(good) >= client_module._INFLATE_OFF_LOOP) == (rows > 1)
+    assert (len(good) >= client_module._OFF_LOOP_BYTES) == (rows > 1)
     calls = []
 
     async def handler(request):
@@ -263,6 +264,72 @@ def test_gzip_pages_are_inflated_and_a_corrupt_one_is_retried(rows):
         return web.Response(body=body, headers={"Content-Encoding": "gzip"},
                             content_type="application/json")
 
-    got, client = serve(handler, fetch)
+    async def call(base):
+        async with JQuantsClient(base, KEY, retry=FAST) as c:
+            got = await (c.get_table if as_table else c.get)("/equities/bars/daily", {"date": "d"})
+            return (got.to_pylist() if as_table else got), c
+
+    got, client = serve(handler, call)
     assert got == data and len(calls) == 2 and calls[0] == "gzip"
     assert client.stats.retries == 1
+
+
+def _pages_app(pages):
+    """An app serving ``pages`` (JSON texts) in order, chained by pagination keys."""
+
+    async def handler(request):
+        i = int(request.query.get("pagination_key", "0"))
+        text = pages[i]
+        if i + 1 < len(pages):  # splice the key into the object's text, as sent
+            text = text[: text.rindex("}")] + f', "pagination_key": "{i + 1}"}}'
+        return web.Response(text=text, content_type="application/json")
+
+    return handler
+
+
+def test_get_table_holds_the_rows_of_get_whatever_the_pages_look_like():
+    import json
+
+    import pyarrow as pa
+
+    rows = [
+        {"Date": "2024-01-04", "Code": "13010", "O": 101.5, "UL": "0", "Extra": 1},
+        {"Date": "2024-01-04", "Code": "130A0", "O": None, "UL": "1", "Extra": None},
+    ]
+    pages = [
+        json.dumps({"data": rows[:1]}),
+        json.dumps({"data": []}),  # a page without rows
+        json.dumps({"data": rows[1:]}, indent=2),  # pretty-printed: newlines inside
+        json.dumps({"data": [{**rows[0], "O": "101.5"}, rows[1]]}),  # O: number, then text
+    ]
+    fields = pa.schema([("Date", pa.string()), ("Code", pa.string()), ("O", pa.float64()),
+                        ("UL", pa.string()), ("Absent", pa.float64())])
+
+    async def call(base):
+        async with JQuantsClient(base, KEY, retry=FAST) as c:
+            return (await c.get("/x", {"date": "d"}),
+                    await c.get_table("/x", {"date": "d"}, fields=fields))
+
+    got_rows, table = serve(_pages_app(pages), call)
+    assert got_rows == rows + [{**rows[0], "O": "101.5"}, rows[1]]
+    # typed fields keep their type while the pages agree; fields typed differently by two
+    # pages are text (to be parsed by bronze); a typed field that no row sends stays absent
+    assert table.num_rows == 4 and "Absent" not in table.column_names
+    assert table.schema.field("Code").type == pa.string()
+    assert table.column("O").to_pylist() == ["101.5", None, "101.5", None]
+    assert table.column("Code").to_pylist() == ["13010", "130A0"] * 2
+    assert table.column("UL").to_pylist() == ["0", "1", "0", "1"]
+
+
+@pytest.mark.parametrize("text", ['[{"Code": "1"}]', '{"data": {"Code": "1"}}', '{"data": [1, 2]}',
+                                  '{"data": null}'])
+def test_a_page_that_is_not_the_page_shape_is_a_protocol_error(text):
+    from gogooku3.jquants import JQuantsProtocolError
+
+    async def call(base):
+        async with JQuantsClient(base, KEY, retry=FAST) as c:
+            await c.get_table("/equities/bars/daily", {"date": "2024-01-04"})
+
+    with pytest.raises(JQuantsProtocolError,
+                       match=r"/equities/bars/daily\?date=2024-01-04 \(HTTP 200\): page"):
+        serve(_pages_app([text]), call)

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gogooku3.jquants.client import rows_table
 from gogooku3.jquants.endpoints import ENDPOINTS, Endpoint
 from gogooku3.lake import catalog, contract, deltars
 from gogooku3.lake.catalog import INGEST_COLUMNS, TableSpec
@@ -188,19 +189,17 @@ def rows_to_bronze(
     day: dt.date | None = None,
 ) -> pa.Table:
     """API rows (a list of JSON objects) -> bronze Arrow table; see ``typed_table``."""
-    spec = catalog.table(endpoint.table)
     if not rows:
-        return spec.arrow_schema().empty_table()
-    try:
-        raw = pa.Table.from_pylist(list(rows))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # mixed JSON types in one field (e.g. 1 and "1"): fall back to text, then parse
-        names = {k for r in rows for k in r}
-        raw = pa.table(
-            {k: pa.array([None if r.get(k) is None else str(r.get(k)) for r in rows], pa.string())
-             for k in sorted(names)}
-        )
-    return typed_table(raw, endpoint, source=source, ingested_at=ingested_at, day=day)
+        return catalog.table(endpoint.table).arrow_schema().empty_table()
+    return typed_table(rows_table(rows), endpoint, source=source, ingested_at=ingested_at, day=day)
+
+
+def page_fields(endpoint: Endpoint) -> pa.Schema:
+    """How the client should type the endpoint's JSON fields (``JQuantsClient.get_table``):
+    numbers as float64, everything else as text (dates too, parsed by ``typed_table``)."""
+    return pa.schema(
+        [(f, pa.float64() if t == "double" else pa.string()) for f, _, t in api_fields(endpoint)]
+    )
 
 
 def check_dense(table: pa.Table, endpoint: Endpoint, trading_days: Iterable[dt.date]) -> None:

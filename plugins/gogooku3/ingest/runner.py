@@ -153,27 +153,29 @@ async def fetch_endpoint(
     errors: dict[dt.date, str] = {}
     transient: list[dt.date] = []
     source = f"api:{ep.path}"
+    fields = bz.page_fields(ep)
     if ep.style == "by_range":
         res = await client.get_many(ep.path, [ep.params_for_range(qdays[0], qdays[-1])],
-                                    return_errors=True)
+                                    return_errors=True, as_table=True, fields=fields)
         if isinstance(res[0], JQuantsError):
             errors = {d: str(res[0]) for d in qdays}
             transient = list(qdays)
             table = catalog.table(ep.table).arrow_schema().empty_table()
         else:
-            table = bz.rows_to_bronze(res[0], ep, source=source, ingested_at=now)
+            table = bz.typed_table(res[0], ep, source=source, ingested_at=now)
     else:
         desc = f"{ep.name} {qdays[0]}..{qdays[-1]}" if progress else None
         res = await client.get_many(ep.path, [ep.params_for_day(d) for d in qdays],
-                                    progress=desc, return_errors=True)
+                                    progress=desc, return_errors=True, as_table=True,
+                                    fields=fields)
         parts = []
-        for d, rows in zip(qdays, res, strict=True):
-            if isinstance(rows, JQuantsError):
-                errors[d] = str(rows)
+        for d, raw in zip(qdays, res, strict=True):
+            if isinstance(raw, JQuantsError):
+                errors[d] = str(raw)
                 transient.append(d)
                 continue
             try:
-                parts.append(bz.rows_to_bronze(rows, ep, source=source, ingested_at=now, day=d))
+                parts.append(bz.typed_table(raw, ep, source=source, ingested_at=now, day=d))
             except bz.BronzeError as exc:
                 errors[d] = str(exc)
         table = pa.concat_tables(parts) if parts else \

@@ -12,7 +12,12 @@ Contract (spec: jpx-jquants.com/en/spec, "API Overview" / "Status codes"):
   (``RetryPolicy.max_attempts`` and ``deadline_s``) after which ``JQuantsRetryExhausted``.
 * 401/403 raise ``JQuantsAuthError`` at once, 400 and other 4xx ``JQuantsRequestError``;
   both name the path and parameters.
-* ``get`` follows ``pagination_key`` until a page carries none and returns all rows.
+* ``get`` follows ``pagination_key`` until a page carries none and returns all rows;
+  ``get_table`` does the same into one Arrow table of the API's fields (what bronze is
+  built from). Pages are parsed by Arrow's JSON reader on worker threads (it releases the
+  GIL, so pages parse in parallel with each other and with the event loop); a page that
+  Arrow cannot type uniformly (e.g. a field that is a number in one row and text in the
+  next) is parsed by orjson instead, mixed fields as text.
 
 The client has no Airflow imports; an Airflow hook builds it from a connection.
 """
@@ -21,16 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import random
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import orjson
+import pyarrow as pa
+import pyarrow.json as pajson
+from isal import isal_zlib
 
 from gogooku3.jquants.errors import (
     JQuantsAuthError,
@@ -48,9 +56,10 @@ Row = dict[str, Any]
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _AUTH_STATUS = frozenset({401, 403})
 _TRANSIENT = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
-#: gzip bodies at least this large are inflated on a worker thread (zlib releases the GIL,
-#: so it overlaps with JSON parsing of other pages on the event loop's thread)
-_INFLATE_OFF_LOOP = 64 * 1024
+#: bodies at least this large (as sent) are inflated and, for ``get_table``, parsed on a
+#: worker thread: ISA-L's inflate and Arrow's JSON reader release the GIL, so that work overlaps with
+#: other pages and with the event loop; smaller ones are not worth the hop
+_OFF_LOOP_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,8 @@ class _Retry(Exception):
 class JQuantsClient:
     """Async client for the J-Quants v2 API (or the compatible simulated server).
 
-    Use as ``async with JQuantsClient(url, key) as client: rows = await client.get(path, params)``.
+    Use as ``async with JQuantsClient(url, key) as client: rows = await client.get(path, params)``
+    (or ``table = await client.get_table(path, params)``).
     ``on_rows`` (optional) is called with the row count of every page received (progress bars).
     """
 
@@ -202,30 +212,49 @@ class JQuantsClient:
         on_rows: Callable[[int], None] | None = None,
     ) -> list[Row]:
         """All rows of ``path?params``, following ``pagination_key`` to the last page."""
-        query = {k: str(v) for k, v in (params or {}).items() if v not in (None, "")}
         rows: list[Row] = []
+        for page in await self._pages(path, params, on_rows, _RowsDecoder()):
+            rows.extend(page)
+        return rows
+
+    async def get_table(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        on_rows: Callable[[int], None] | None = None,
+        *,
+        fields: pa.Schema | None = None,
+    ) -> pa.Table:
+        """All rows of ``path?params`` as one Arrow table with the API's field names.
+
+        ``fields`` (optional) types the fields it names (e.g. ``Code`` as string, prices as
+        float64) so that every page agrees; others are inferred. Fields that pages type
+        differently are returned as text. A page without rows contributes no columns.
+        """
+        return _concat(await self._pages(path, params, on_rows, _ArrowDecoder(fields)))
+
+    async def _pages(self, path, params, on_rows, decoder: _Decoder) -> list[Any]:
+        """Each page's ``data`` as ``decoder`` parses it, following ``pagination_key``."""
+        query = {k: str(v) for k, v in (params or {}).items() if v not in (None, "")}
+        pages: list[Any] = []
         seen: set[str] = set()
+        total = 0
         self.stats.requests += 1
         while True:
-            payload = await self._page(path, query, params)
-            data = payload.get("data")
-            if not isinstance(data, list):
-                raise JQuantsProtocolError(
-                    f"page has no 'data' list (keys {sorted(payload)[:5]})", path=path, params=params
-                )
-            rows.extend(data)
-            self.stats.rows += len(data)
+            page = await self._page(path, query, params, decoder)
+            pages.append(page.data)
+            total += page.rows
+            self.stats.rows += page.rows
             if on_rows is not None:
-                on_rows(len(data))
-            key = payload.get("pagination_key")
-            if not key:
-                return rows
-            if key in seen:
+                on_rows(page.rows)
+            if not page.key:
+                return pages
+            if page.key in seen:
                 raise JQuantsProtocolError(
-                    f"pagination_key repeated after {len(rows)} rows", path=path, params=params
+                    f"pagination_key repeated after {total} rows", path=path, params=params
                 )
-            seen.add(key)
-            query = {**query, "pagination_key": key}
+            seen.add(page.key)
+            query = {**query, "pagination_key": page.key}
 
     async def get_many(
         self,
@@ -234,8 +263,12 @@ class JQuantsClient:
         *,
         progress: str | None = None,
         return_errors: bool = False,
-    ) -> list[list[Row] | JQuantsError]:
+        as_table: bool = False,
+        fields: pa.Schema | None = None,
+    ) -> list[list[Row] | pa.Table | JQuantsError]:
         """Fan out one ``get`` per query with the client's concurrency; results in query order.
+
+        With ``as_table`` each result is ``get_table``'s (``fields`` as there).
 
         By default the first error cancels the rest and is raised. With ``return_errors``,
         a query that exhausted its retries or got a malformed page yields its
@@ -247,9 +280,12 @@ class JQuantsClient:
             return []
         with _Progress(progress, len(queries)) as bar:
 
-            async def one(q: Mapping[str, Any]) -> list[Row] | JQuantsError:
+            async def one(q: Mapping[str, Any]) -> list[Row] | pa.Table | JQuantsError:
                 try:
-                    rows = await self.get(path, q, on_rows=bar.rows)
+                    if as_table:
+                        rows = await self.get_table(path, q, bar.rows, fields=fields)
+                    else:
+                        rows = await self.get(path, q, on_rows=bar.rows)
                 except (JQuantsRetryExhausted, JQuantsProtocolError) as exc:
                     if not return_errors:
                         raise
@@ -269,8 +305,9 @@ class JQuantsClient:
 
     # ---- one page with retries -------------------------------------------------------------
     async def _page(
-        self, path: str, query: Mapping[str, str], params: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
+        self, path: str, query: Mapping[str, str], params: Mapping[str, Any] | None,
+        decoder: _Decoder,
+    ) -> _Page:
         session = self._open()
         assert self._sem is not None
         url = f"{self.base_url}{path}"
@@ -278,7 +315,7 @@ class JQuantsClient:
         last: _Retry | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
-                return await self._try_page(session, url, path, query, params)
+                return await self._try_page(session, url, path, query, params, decoder)
             except _Retry as exc:
                 last = exc
             if attempt == self.retry.max_attempts:
@@ -310,7 +347,8 @@ class JQuantsClient:
         path: str,
         query: Mapping[str, str],
         params: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+        decoder: _Decoder,
+    ) -> _Page:
         assert self._sem is not None
         async with self._sem:
             await self.limiter.acquire()
@@ -320,22 +358,22 @@ class JQuantsClient:
                         status = resp.status
                         body = await resp.read()
                         retry_after = resp.headers.get("Retry-After")
-                        encoding = resp.headers.get("Content-Encoding", "")
+                        gzipped = "gzip" in resp.headers.get("Content-Encoding", "")
             except _TRANSIENT as exc:
                 raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
-        if "gzip" in encoding and body:
-            body = await _inflate(body, status)
         self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
         if 200 <= status < 300:
             self.stats.pages += 1
+            decode = functools.partial(_decode, decoder, body, gzipped, status)
             try:
-                payload = orjson.loads(body) if body else {"data": []}
-            except ValueError:
-                raise _Retry(f"HTTP {status} with a body that is not JSON", status) from None
-            if not isinstance(payload, dict):
-                raise JQuantsProtocolError("page is not a JSON object", path=path, params=params,
-                                           status=status)
-            return payload
+                if len(body) < _OFF_LOOP_BYTES:
+                    return decode()
+                return await asyncio.get_running_loop().run_in_executor(None, decode)
+            except _Malformed as exc:
+                raise JQuantsProtocolError(str(exc), path=path, params=params,
+                                           status=status) from None
+        if gzipped and body:
+            body = _inflate(body, status)
         message = _message(body)
         if status in _RETRY_STATUS or status >= 500:
             raise _Retry(f"HTTP {status} {message}".strip(), status, parse_retry_after(retry_after))
@@ -347,14 +385,128 @@ class JQuantsClient:
                                   status=status)
 
 
-async def _inflate(body: bytes, status: int) -> bytes:
-    """The gzip ``body`` inflated: large pages on a worker thread (``_INFLATE_OFF_LOOP``),
-    so that the event loop's thread keeps parsing other pages. A corrupt body is retried."""
+# ---- page decoding (runs on a worker thread for large pages) ------------------------------
+
+class _Page(NamedTuple):
+    data: Any  # list[Row] or pa.Table
+    rows: int
+    key: str | None
+
+
+class _Malformed(Exception):
+    """Internal: a page that is JSON but not the J-Quants page shape."""
+
+
+class _Decoder:
+    """Turns one page's JSON text into a ``_Page``; raises ``_Malformed`` or ``ValueError``
+    (not JSON: a truncated body, retried)."""
+
+    def __call__(self, text: bytes) -> _Page:
+        raise NotImplementedError
+
+
+class _RowsDecoder(_Decoder):
+    """``data`` as a list of dicts (orjson)."""
+
+    def __call__(self, text: bytes) -> _Page:
+        payload = _payload(text)
+        data = payload["data"]
+        return _Page(data, len(data), payload.get("pagination_key") or None)
+
+
+class _ArrowDecoder(_Decoder):
+    """``data`` as an Arrow table (Arrow's JSON reader; orjson + ``rows_table`` for pages
+    Arrow cannot type uniformly). ``fields`` types the row fields it names."""
+
+    def __init__(self, fields: pa.Schema | None):
+        page = [("data", pa.list_(pa.struct(list(fields))))] if fields is not None else []
+        self._named = [(f.name, f'"{f.name}"'.encode()) for f in fields or ()]
+        self._parse = pajson.ParseOptions(
+            explicit_schema=pa.schema([*page, ("pagination_key", pa.string())]),
+            newlines_in_values=True,  # pretty-printed pages too
+        )
+
+    def __call__(self, text: bytes) -> _Page:
+        try:
+            page = pajson.read_json(
+                pa.BufferReader(text),
+                read_options=pajson.ReadOptions(use_threads=False, block_size=len(text) + 1),
+                parse_options=self._parse,
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            payload = _payload(text)  # not uniformly typed, or not an object at all
+            data = payload["data"]
+            return _Page(rows_table(data), len(data), payload.get("pagination_key") or None)
+        data = page.column("data") if "data" in page.column_names else None
+        if page.num_rows != 1 or data is None or not pa.types.is_list(data.type):
+            raise _Malformed("page has no 'data' list")
+        values = data.chunk(0).values
+        if pa.types.is_struct(values.type):
+            table = pa.Table.from_struct_array(values)
+            # Arrow fills a typed field that no row has with nulls: keep it absent instead
+            absent = [name for name, quoted in self._named if quoted not in text]
+            table = table.drop_columns(absent) if absent else table
+        elif len(values) == 0:
+            table = pa.table({})
+        else:
+            raise _Malformed(f"page's 'data' holds {values.type}, not objects")
+        key = page.column("pagination_key")[0].as_py()
+        return _Page(table, table.num_rows, key or None)
+
+
+def _payload(text: bytes) -> dict[str, Any]:
+    """The page as a dict with a ``data`` list (orjson); raises ``_Malformed`` otherwise."""
+    payload = orjson.loads(text) if text else {"data": []}
+    if not isinstance(payload, dict):
+        raise _Malformed("page is not a JSON object")
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise _Malformed(f"page has no 'data' list (keys {sorted(payload)[:5]})")
+    return payload
+
+
+def _decode(decoder: _Decoder, body: bytes, gzipped: bool, status: int) -> _Page:
+    """Inflate (gzip) and decode one 2xx body; undecodable bodies become ``_Retry``."""
+    if gzipped and body:
+        body = _inflate(body, status)
     try:
-        if len(body) < _INFLATE_OFF_LOOP:
-            return zlib.decompress(body, wbits=31)
-        return await asyncio.get_running_loop().run_in_executor(None, zlib.decompress, body, 31)
-    except zlib.error as exc:
+        return decoder(body)
+    except ValueError:  # orjson.JSONDecodeError
+        raise _Retry(f"HTTP {status} with a body that is not JSON", status) from None
+
+
+def rows_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """JSON rows as an Arrow table; fields whose values mix JSON types (``1`` and ``"1"``)
+    become text, to be parsed by the reader's types (bronze's ``typed_table``)."""
+    try:
+        return pa.Table.from_pylist(list(rows))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        names = sorted({k for r in rows for k in r})
+        return pa.table(
+            {k: pa.array([None if r.get(k) is None else str(r.get(k)) for r in rows], pa.string())
+             for k in names}
+        )
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """Pages of one query as one table; a field typed differently by two pages becomes text."""
+    tables = [t for t in tables if t.num_columns]
+    if len(tables) <= 1:
+        return tables[0] if tables else pa.table({})
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.concat_tables(
+            [t.cast(pa.schema([(f.name, pa.string()) for f in t.schema])) for t in tables],
+            promote_options="permissive",
+        )
+
+
+def _inflate(body: bytes, status: int) -> bytes:
+    """The gzip ``body`` inflated (ISA-L: about 3x zlib's speed); a corrupt body is retried."""
+    try:
+        return isal_zlib.decompress(body, wbits=31)
+    except isal_zlib.error as exc:
         raise _Retry(f"HTTP {status} with a corrupt gzip body ({exc})", status) from None
 
 
@@ -421,5 +573,6 @@ __all__ = [
     "JQuantsError",
     "RetryPolicy",
     "parse_retry_after",
+    "rows_table",
     "run",
 ]
