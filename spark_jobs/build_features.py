@@ -238,11 +238,7 @@ def _build_chunk(spark, start: dt.date, end: dt.date, settings: BuildSettings,
             ("gold.labels", frames.labels, frames.label_dates),
             ("gold.peer_graph", frames.peer_graph, frames.feature_dates),
         ):
-            t = time.perf_counter()
             rows[table] = spark_io.write_dates(df, table, dates, lake_root=lake_root).rows
-            log.info("%s: %s rows for %d dates %s..%s in %.1f s", table,
-                     "?" if rows[table] is None else rows[table], len(dates), dates[0], dates[-1],
-                     time.perf_counter() - t)
     finally:
         frames.release()
     return rows

@@ -7,7 +7,12 @@ import pytest
 
 from gogooku3.cli import main
 from gogooku3.lake import catalog, deltars, spark_io
-from gogooku3.lake.errors import LakeDateError, LakeDuplicateKeyError, LakeSchemaError
+from gogooku3.lake.errors import (
+    LakeDateError,
+    LakeDuplicateKeyError,
+    LakeSchemaError,
+    TableNotFound,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -91,6 +96,25 @@ def test_schema_drift_raises_naming_table_and_columns(spark, lake_root):
 def test_rows_outside_owned_dates_are_rejected(spark, lake_root):
     with pytest.raises(LakeDateError, match="2026-11-24.*outside"):
         spark_io.write_dates(topix_df(spark, [D1, D2], 1.0), TOPIX, [D1], lake_root=lake_root)
+
+
+def test_a_null_key_is_reported_before_stray_dates_and_duplicates_and_writes_nothing(
+        spark, lake_root):
+    prices = catalog.table("silver.equities_prices_daily")
+    rows = [{c: None for c in prices.column_names} for _ in range(4)]
+    for r, (d, code) in zip(rows, [(D1, "13010"), (D1, "13010"), (D2, "13050"), (D1, None)],
+                            strict=True):
+        r.update(date=d, code=code, is_traded=True, upper_limit_hit=False, lower_limit_hit=False)
+    df = spark.createDataFrame([tuple(r.values()) for r in rows], prices.spark_ddl())
+    with pytest.raises(LakeDateError, match=r"silver\.equities_prices_daily: null in key"):
+        spark_io.write_dates(df, prices, [D1], lake_root=lake_root)
+    with pytest.raises(LakeDateError, match="2026-11-24.*outside"):
+        spark_io.write_dates(df.filter("code IS NOT NULL"), prices, [D1], lake_root=lake_root)
+    with pytest.raises(LakeDuplicateKeyError, match=r"date=2026-11-20, code=13010 \(x2\)"):
+        spark_io.write_dates(df.filter("code IS NOT NULL"), prices, [D1, D2],
+                             lake_root=lake_root)
+    with pytest.raises(TableNotFound):  # nothing was written by any of them
+        spark_io.read_table(spark, prices, lake_root=lake_root)
 
 
 def test_spark_and_delta_rs_read_each_others_tables(spark, lake_root):

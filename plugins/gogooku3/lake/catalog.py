@@ -63,6 +63,9 @@ class TableSpec:
         for col in (*self.primary_key, *self.partition_by, *self.not_null):
             if col not in names:
                 raise ValueError(f"{self.name}: key/partition column {col!r} not in schema")
+        if not set(self.partition_by) <= set(self.primary_key):
+            # a date's rows never share a key with another date's (writers check keys per date)
+            raise ValueError(f"{self.name}: partition columns must be part of the primary key")
         for col, typ in self.columns:
             if typ not in TYPES:
                 raise ValueError(f"{self.name}.{col}: unknown type {typ!r}")
