@@ -62,6 +62,16 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # file per trade date, and on a small machine those 50 tasks per table read took
         # 40 % of a daily feature build's executor time.
         "spark.databricks.delta.snapshotPartitions": str(settings.spark_shuffle_partitions),
+        # AQE merged the feature build's code-hashed shuffle partitions into 2-3 uneven
+        # ones (e.g. 500k/377k/127k rows), so one core idled while the other finished the
+        # big one; the configured partitions are already few and balanced.
+        "spark.sql.adaptive.coalescePartitions.enabled": "false",
+        # Parquet's dictionary encoding hashes every value of every column and then, for
+        # doubles that rarely repeat, throws the dictionary away. Spark writes the gold
+        # panels, whose files hold one trade date (each code once) and hundreds of double
+        # columns: writing 4,000 rows x 318 doubles per file took 2-4x as long with it
+        # (benchmarks/results/spark_floor.md). Readers see no difference.
+        "spark.hadoop.parquet.enable.dictionary": "false",
         "spark.driver.memory": settings.spark_driver_memory,
         # Trade dates are DATE columns; keep timestamp semantics independent of the host.
         "spark.sql.session.timeZone": "UTC",
