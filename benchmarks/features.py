@@ -70,7 +70,7 @@ def _master_asof(master: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
 def silver_frames(market) -> dict[str, pd.DataFrame]:
     """The simulated market as silver tables (pandas), via ``gogooku3.ingest.silver``."""
     from gogooku3.ingest import silver
-    from gogooku3.market.calendar import TradingCalendar
+    from gogooku3.jpx.calendar import TradingCalendar
 
     cal = TradingCalendar()
     bars = market.bars.rename(columns={"Date": "date"})

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from gogooku3.ingest.bronze import page_fields
+from gogooku3.jpx.calendar import TradingCalendar, parse_date
 from gogooku3.jquants.client import JQuantsClient
 from gogooku3.jquants.endpoints import endpoint
-from gogooku3.market.calendar import TradingCalendar, parse_date
 
 PATH = "/equities/bars/daily"
 

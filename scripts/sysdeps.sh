@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 dpkg -s libgomp1 >/dev/null 2>&1 || need+=(libgomp1)
+command -v dot >/dev/null 2>&1 || need+=(graphviz)
 command -v python3.11 >/dev/null 2>&1 || need+=(python3.11 python3.11-venv)
 # the Airflow UI test drives Debian's headless Chromium through Selenium (no browser downloads)
 [ -x /usr/bin/chromium ] || need+=(chromium)

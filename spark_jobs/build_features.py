@@ -106,8 +106,8 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     """The catalogue's features (checked against the code), its peer-graph parameters
     (``peer_cadence`` overrides the cadence; checked against the look-back) and the lake's
     trading calendar."""
+    from gogooku3.jpx.calendar import TradingCalendar
     from gogooku3.lake.features_schema import peer_graph_params
-    from gogooku3.market.calendar import TradingCalendar
     from spark_jobs.features.inputs import LOOKBACK
 
     pg = peer_graph_params()
@@ -245,7 +245,7 @@ def _build_chunk(spark, start: dt.date, end: dt.date, settings: BuildSettings,
 
 
 def _trade_date(flag: str):
-    from gogooku3.market.calendar import parse_date
+    from gogooku3.jpx.calendar import parse_date
 
     def parse(text: str) -> dt.date:
         try:

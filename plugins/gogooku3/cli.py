@@ -30,7 +30,7 @@ def _config_get(args: argparse.Namespace) -> int:
 
 
 def _calendar(args: argparse.Namespace) -> int:
-    from gogooku3.market.calendar import TradingCalendar, parse_date
+    from gogooku3.jpx.calendar import TradingCalendar, parse_date
 
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to")

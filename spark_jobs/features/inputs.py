@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from gogooku3.jpx.calendar import TradingCalendar, offline_trading_days
 from gogooku3.lake import spark_io
 from gogooku3.lake.errors import LakeError, TableNotFound
-from gogooku3.market.calendar import TradingCalendar, offline_trading_days
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from gogooku3.market.calendar import offline_trading_days
+from gogooku3.jpx.calendar import offline_trading_days
 from spark_jobs.features.market import add_trailing_returns
 
 FEATURES: list[str] = ["peer_ret_1d_mean", "peer_ret_5d_mean", "peer_ret_5d_var", "peer_corr_mean"]

@@ -141,7 +141,7 @@ def test_a_run_without_logical_date_uses_run_after_and_params_give_a_range():
 
 
 def test_labor_thanksgiving_day_2026_is_not_a_trading_day():
-    from gogooku3.market.calendar import TradingCalendar
+    from gogooku3.jpx.calendar import TradingCalendar
 
     assert not TradingCalendar().is_trading_day(dt.date(2026, 11, 23))
     assert TradingCalendar().is_trading_day(dt.date(2026, 11, 24))

@@ -10,8 +10,8 @@ import re
 import pytest
 from af_helpers import BAD_DAY, HISTORY_END, MARKET_START, STOCKS
 
+from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.lake import deltars
-from gogooku3.market.calendar import TradingCalendar
 
 DAY = dt.date(2026, 11, 20)
 HOLIDAY = dt.date(2026, 11, 23)

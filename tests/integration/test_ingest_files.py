@@ -15,8 +15,8 @@ import pytest
 
 from gogooku3.ingest import runner
 from gogooku3.ingest.runner import ingest_range
+from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.lake import deltars
-from gogooku3.market.calendar import TradingCalendar
 
 # ---- a small J-Quants-shaped market written as CSV files (not a server) ----
 SPLIT_CODE, SPLIT_DAY_INDEX = "13010", 10

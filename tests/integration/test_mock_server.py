@@ -189,7 +189,7 @@ def test_dates_in_both_formats_and_four_char_codes(server, market):
 
     a = rows(code=code5, **{"from": "20241001", "to": "20241031"})
     b = rows(code=code5, **{"from": "2024-10-01", "to": "2024-10-31"})
-    from gogooku3.market.calendar import TradingCalendar
+    from gogooku3.jpx.calendar import TradingCalendar
 
     october = TradingCalendar().trading_days(dt.date(2024, 10, 1), dt.date(2024, 10, 31))
     assert a == b and [r["Date"] for r in a] == [d.isoformat() for d in october]  # no 10-14

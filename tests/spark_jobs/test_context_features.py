@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gogooku3.jpx.calendar import offline_trading_days
 from gogooku3.lake import catalog
-from gogooku3.market.calendar import offline_trading_days
 from spark_jobs.features import fundamentals, market, peers, sector
 
 pytestmark = pytest.mark.spark

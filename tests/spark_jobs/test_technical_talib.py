@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import talib
 
-from gogooku3.market.calendar import offline_trading_days
+from gogooku3.jpx.calendar import offline_trading_days
 from spark_jobs.features import technical
 from spark_jobs.features.inputs import trading_index
 

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from gogooku3.cli import main
-from gogooku3.market.calendar import (
+from gogooku3.jpx.calendar import (
     CalendarError,
     TradingCalendar,
     offline_trading_days,

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gogooku3.jpx.price_limits import limit_prices, limit_width
 from gogooku3.lake import deltars
 from gogooku3.quality.gate import QualityGate, QualityGateFailed, passed_dates, write_results
-from gogooku3.quality.price_limits import limit_prices, limit_width
 from gogooku3.quality.suites import SuiteContext
 
 DAYS = [dt.date(2024, 3, d) for d in (4, 5, 6, 7, 8)]

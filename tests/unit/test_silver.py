@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from gogooku3.ingest import silver
-from gogooku3.market.calendar import TradingCalendar
+from gogooku3.jpx.calendar import TradingCalendar
 
 D = [dt.date(2024, 3, d) for d in (4, 5, 6, 7, 8)]  # Mon..Fri, all trading days
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gogooku3.market.calendar import TradingCalendar, session_close
+from gogooku3.jpx.calendar import TradingCalendar, session_close
 from gogooku3.market.sim import MarketConfig, simulate_market
 
 CFG = MarketConfig(stocks=120, start=dt.date(2024, 4, 1), end=dt.date(2025, 3, 31), seed=11,
@@ -63,7 +63,7 @@ def test_no_trade_rows_keep_the_code_with_null_prices(market):
 
 
 def test_limit_flags_mark_moves_at_the_daily_limit(market):
-    from gogooku3.quality.price_limits import limit_prices
+    from gogooku3.jpx.price_limits import limit_prices
 
     b = market.bars.sort_values(["Code", "Date"])
     b = b.assign(prev=b.groupby("Code")["C"].shift() * b["AdjFactor"]).dropna(subset=["prev", "C"])

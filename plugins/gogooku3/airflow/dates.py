@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from gogooku3.market.calendar import TOKYO, parse_date, to_trade_date
+from gogooku3.jpx.calendar import TOKYO, parse_date, to_trade_date
 
 __all__ = ["TOKYO", "run_instant", "run_trade_date", "run_window"]
 

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def plan_features(context: Mapping[str, Any]) -> dict[str, str] | None:
     """``{"start", "end"}`` (ISO) of the run's trading days, or None when there are none."""
-    from gogooku3.market.calendar import TradingCalendar
+    from gogooku3.jpx.calendar import TradingCalendar
     from gogooku3.settings import get_settings
 
     start, end = features_window(context)

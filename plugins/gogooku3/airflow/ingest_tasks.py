@@ -39,9 +39,9 @@ def plan_run(context: Mapping[str, Any], conn_id: str = "jquants_default") -> di
     and "2" trade); if that fails the lake's copy, then the offline JPX calendar, answer."""
     from gogooku3.airflow.hooks import JQuantsHook
     from gogooku3.ingest.runner import FETCHED_ENDPOINTS, plan_days, refresh_calendar, staging_uri
+    from gogooku3.jpx.calendar import TradingCalendar
     from gogooku3.jquants.endpoints import endpoint
     from gogooku3.jquants.errors import JQuantsAuthError, JQuantsError
-    from gogooku3.market.calendar import TradingCalendar
 
     start, end = run_window(context)
     lake_root = _lake_root()

@@ -74,8 +74,8 @@ def check_gold(start: dt.date, end: dt.date, lake_root: str | None = None,
     returns rows per table."""
     import pandas as pd
 
+    from gogooku3.jpx.calendar import TradingCalendar
     from gogooku3.lake import deltars
-    from gogooku3.market.calendar import TradingCalendar
     from gogooku3.settings import get_settings
 
     lake_root = lake_root or get_settings().lake_uri

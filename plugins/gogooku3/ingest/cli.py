@@ -10,8 +10,8 @@ log = logging.getLogger(__name__)
 
 def _ingest(args: argparse.Namespace) -> int:
     from gogooku3.ingest.runner import ingest_range
+    from gogooku3.jpx.calendar import parse_date
     from gogooku3.jquants.endpoints import DEFAULT_ENDPOINTS, endpoint
-    from gogooku3.market.calendar import parse_date
 
     start = parse_date(args.start, "--start")
     end = parse_date(args.end or args.start, "--end")

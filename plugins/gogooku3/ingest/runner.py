@@ -39,11 +39,11 @@ import pyarrow as pa
 
 from gogooku3.ingest import bronze as bz
 from gogooku3.ingest import silver as sv
+from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.jquants.client import JQuantsClient
 from gogooku3.jquants.endpoints import DEFAULT_ENDPOINTS, Endpoint, endpoint
 from gogooku3.jquants.errors import JQuantsError
 from gogooku3.lake import catalog, deltars
-from gogooku3.market.calendar import TradingCalendar
 from gogooku3.quality import gate as qg
 from gogooku3.quality.suites import SuiteContext
 from gogooku3.settings import get_settings

@@ -12,7 +12,7 @@ that ``AdjC / adj_close`` is constant per code (and localises the row where it i
 
 Statements (``statements``) — ``date`` is the first trade date the disclosure may be used
 on: ``DiscDate`` when it is a trading day and ``DiscDate DiscTime`` is before that day's
-session close (``gogooku3.market.calendar.session_close``), else the next trading day. A
+session close (``gogooku3.jpx.calendar.session_close``), else the next trading day. A
 missing ``DiscTime`` counts as after the close.
 
 Flows and margin — published after the close (J-Quants publishes investor types and
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from gogooku3.market.calendar import TradingCalendar, session_close
+from gogooku3.jpx.calendar import TradingCalendar, session_close
 
 PRICE_COLUMNS = ("O", "H", "L", "C")
 

@@ -17,7 +17,7 @@ def _market_args(p: argparse.ArgumentParser) -> None:
 
 
 def _market(args):
-    from gogooku3.market.calendar import parse_date
+    from gogooku3.jpx.calendar import parse_date
     from gogooku3.market.sim import MarketConfig, simulate_market
 
     cfg = MarketConfig(stocks=args.stocks, start=parse_date(args.start, "--start"),
@@ -27,7 +27,7 @@ def _market(args):
 
 def _bad_rows(specs: list[str]):
     """``["2024-11-06:negative_price", ...]`` → ``BadRows`` (raises ``SystemExit`` on junk)."""
-    from gogooku3.market.calendar import CalendarError, parse_date
+    from gogooku3.jpx.calendar import CalendarError, parse_date
     from gogooku3.market.server import BadRows
 
     by_date = {}

@@ -38,7 +38,7 @@ import orjson
 import pandas as pd
 from aiohttp import web
 
-from gogooku3.market.calendar import CalendarError, parse_date
+from gogooku3.jpx.calendar import CalendarError, parse_date
 from gogooku3.market.sim import SimulatedMarket
 
 log = logging.getLogger(__name__)

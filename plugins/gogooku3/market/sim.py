@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gogooku3.market.calendar import OUTAGE_DAYS, holdiv_rows, offline_trading_days
+from gogooku3.jpx.calendar import OUTAGE_DAYS, holdiv_rows, offline_trading_days
+from gogooku3.jpx.price_limits import limit_prices
 from gogooku3.market.sim_fundamentals import (
     draw_disclosures,
     fins_frame,
@@ -51,7 +52,6 @@ from gogooku3.market.sim_universe import (
     master_frame,
     round_to_tick,
 )
-from gogooku3.quality.price_limits import limit_prices
 
 __all__ = ["HORIZONS", "MarketConfig", "PlantedComponents", "PlantedSignal", "SECTOR17_NAMES",
            "SECTOR33", "SimError", "SimulatedMarket", "mean_rank_ic", "daily_rank_ic",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gogooku3.market.calendar import session_close
+from gogooku3.jpx.calendar import session_close
 
 DISC_TIMES = ["11:30:00", "13:00:00", "14:00:00", "15:00:00", "15:30:00", "16:00:00", ""]
 _DISC_P = [0.05, 0.15, 0.15, 0.25, 0.15, 0.2, 0.05]

@@ -121,7 +121,7 @@ def build(start: dt.date, end: dt.date, out_dir: str | Path | None = None,
 
 
 def _docs(args) -> int:
-    from gogooku3.market.calendar import parse_date
+    from gogooku3.jpx.calendar import parse_date
 
     start = parse_date(args.start, "--start")
     end = parse_date(args.end or args.start, "--end")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gogooku3.quality.price_limits import limit_prices
+from gogooku3.jpx.price_limits import limit_prices
 
 MAX_ABS_RETURN = 0.5
 _EPS = 1e-6
