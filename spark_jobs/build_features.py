@@ -5,9 +5,9 @@
     gogooku3 features --start D --end D                       # same, through the CLI
 
 Reads silver prices from ``LOOKBACK`` (260) trading days before ``start`` (context tables
-further back, see ``inputs``), composes every feature group of ``configs/features.yaml``,
-normalizes each date cross-sectionally and replaces exactly the trading days of
-``[start, end]`` in ``gold.features`` and ``gold.peer_graph``. ``gold.labels`` is replaced
+further back, see ``inputs``), computes every feature group of ``configs/features.yaml``
+in a few passes (``compose``), normalizes each date cross-sectionally and replaces
+exactly the trading days of ``[start, end]`` in ``gold.features`` and ``gold.peer_graph``. ``gold.labels`` is replaced
 on ``[start, end]`` plus the up to ``max(HORIZONS)`` earlier trading days that already
 have features: their forward returns become known as new days arrive, and a daily run
 must fill them in (their keys stay exactly the features' keys).
@@ -26,6 +26,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from gogooku3.jpx.calendar import TradingCalendar
+    from spark_jobs.features.inputs import BuildInputs
 
 log = logging.getLogger("spark_jobs.build_features")
 
@@ -48,7 +55,7 @@ def code_groups() -> dict[str, list[str]]:
     """Group name → the feature columns its module adds, in composition order."""
     from spark_jobs.features import fundamentals, market, peers, prices, sector, technical, volume
 
-    return {
+    return {  # the order of configs/features.yaml and of the composed frame
         "prices": prices.FEATURES,
         "technical": technical.FEATURES,
         "volume": volume.FEATURES,
@@ -80,12 +87,12 @@ def catalogue_features() -> list[str]:
 class FeatureFrames:
     """Lazy DataFrames of one build and the dates each one replaces."""
 
-    features: object
-    labels: object
-    peer_graph: object
+    features: DataFrame
+    labels: DataFrame
+    peer_graph: DataFrame
     feature_dates: list[dt.date]
     label_dates: list[dt.date]
-    cached: list = field(default_factory=list)
+    cached: list[DataFrame] = field(default_factory=list)
 
     def release(self) -> None:
         """Unpersist the frames the build cached."""
@@ -99,7 +106,7 @@ class BuildSettings:
 
     names: list[str]
     peer_graph: dict[str, int]
-    calendar: object
+    calendar: TradingCalendar
 
 
 def build_settings(lake_root: str | None = None, peer_cadence: int | None = None) -> BuildSettings:
@@ -108,7 +115,7 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     trading calendar."""
     from gogooku3.jpx.calendar import TradingCalendar
     from gogooku3.lake.features_schema import peer_graph_params
-    from spark_jobs.features.inputs import LOOKBACK
+    from spark_jobs.features.sessions import LOOKBACK
 
     pg = peer_graph_params()
     if peer_cadence:
@@ -121,50 +128,69 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     return BuildSettings(catalogue_features(), pg, TradingCalendar.from_lake(lake_root))
 
 
-def compose(inputs, settings: BuildSettings):
-    """Base price frame (with look-back) → every raw feature group → rows of
-    ``[inputs.start, inputs.end]`` normalized per date; also returns the peer graph and
-    the frames this build cached (to unpersist once its tables are written).
+#: groups computed by the per-code pass (``series``); the others join onto its rows
+SERIES_GROUPS = ("prices", "technical", "volume", "market")
 
-    Each group is computed from the same narrow, cached base frame (silver price columns
-    plus ``_tidx``/``_traded``), cut to the build's dates right after its windows, and
-    the groups are joined on ``(date, code)`` to the build's price rows. Chaining the
-    groups instead would carry every earlier feature through every later window and
-    join: plans of hundreds of columns whose code generation and task serialization,
-    not the arithmetic, took most of a build's time.
+
+def compose(inputs: BuildInputs, settings: BuildSettings) -> tuple[DataFrame, DataFrame, list[DataFrame]]:
+    """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
+    normalized per date; also returns the peer graph and the frames this build cached (to
+    unpersist once its tables are written).
+
+    Passes: (1) per code, one grouped pass over the look-back computes the price,
+    technical, volume and market groups plus the trailing returns and average volume the
+    later passes use (``series``), emitting the build's rows and the few weeks before
+    them that the sector windows and the first peer snapshot need; (2) the sector
+    aggregates by ``(date, sector)``; (3) the peer graph per snapshot and peer statistics
+    per snapshot period; (4) the as-of joins of flows, margin and statements onto the
+    build's rows; (5) normalization by date. Each silver table is read once. A group
+    whose optional source is absent (``inputs.absent``) is null.
     """
+    import bisect
+
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from spark_jobs.features import fundamentals, market, peers, prices, sector, technical, volume
+    from spark_jobs.features import fundamentals, market, peers, sector, series
     from spark_jobs.features.normalize import normalize_cross_section
 
-    base = prices.prepare(inputs.prices).persist(StorageLevel.MEMORY_AND_DISK)
+    start = inputs.start
+    dates = inputs.dates
     pg = settings.peer_graph
-    graph = peers.build_peer_graph(
-        inputs.prices, k=pg["k"], window=pg["window"], cadence=pg["cadence"], start=inputs.start
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    frames = {
-        "prices": prices.add_price_features(base),
-        "technical": technical.add_technical_features(base, since=inputs.start),
-        "volume": volume.add_volume_features(base),
-        "market": market.add_market_features(base, inputs.topix),
-        "sector": sector.add_sector_features(base, inputs.master_asof),
-        "flows": fundamentals.add_flow_features(base, inputs.flows),
-        "margin": fundamentals.add_margin_features(base, inputs.margin),
-        "statements": fundamentals.add_statement_features(base, inputs.statements),
-        "peers": peers.add_peer_features(base, graph),
+    snaps = peers.graph_snapshots(dates, pg["window"], pg["cadence"], start)
+    first = dates[max(0, bisect.bisect_left(dates, start) - sector.MOM_WINDOW)]
+    emit_from = min([first, *[days[0] for _, days in snaps]])
+    ser = series.series_features(inputs.prices, market.market_series(inputs.topix), dates,
+                                 start, emit_from).persist(StorageLevel.MEMORY_AND_DISK)
+    rows = ser.filter(F.col("date") >= F.lit(start))
+    graph = peers.build_peer_graph(ser, dates, k=pg["k"], window=pg["window"],
+                                   cadence=pg["cadence"], start=start)
+    graph = graph.persist(StorageLevel.MEMORY_AND_DISK)
+    keys = rows.select("date", "code")
+    sources = {"flows": inputs.flows, "margin": inputs.margin, "statements": inputs.statements}
+    builders = {
+        "sector": lambda: sector.sector_features(ser, inputs.master_asof, start),
+        "flows": lambda: fundamentals.add_flow_features(keys, inputs.flows),
+        "margin": lambda: fundamentals.add_margin_features(
+            rows.select("date", "code", "_adv20"), inputs.margin),
+        "statements": lambda: fundamentals.add_statement_features(keys, inputs.statements),
+        "peers": lambda: peers.peer_features(rows.select("date", "code", "_r1", "_r5"), graph),
     }
-    in_range = (F.col("date") >= F.lit(inputs.start)) & (F.col("date") <= F.lit(inputs.end))
-    out = base.filter(in_range).select("date", "code")
+    out = rows.select("date", "code", *series.FEATURES)
     for group, names in code_groups().items():
-        out = out.join(frames[group].filter(in_range).select("date", "code", *names),
-                       on=["date", "code"], how="left")
-    features = normalize_cross_section(out, settings.names)
-    return features, graph.filter(in_range), [base, graph]
+        if group in SERIES_GROUPS:
+            continue
+        if group in sources and sources[group] is None:
+            out = out.select("*", *[F.lit(None).cast("double").alias(n) for n in names])
+        else:
+            part = builders[group]().select("date", "code", *names)
+            out = out.join(part, on=["date", "code"], how="left")
+    features = normalize_cross_section(out.select("date", "code", *settings.names), settings.names)
+    in_range = (F.col("date") >= F.lit(start)) & (F.col("date") <= F.lit(inputs.end))
+    return features, graph.filter(in_range), [ser, graph]
 
 
-def plan(spark, start: dt.date, end: dt.date, settings: BuildSettings,
+def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
          lake_root: str | None = None) -> FeatureFrames:
     """Read silver and build the (lazy) frames of a ``[start, end]`` build; raises
     ``FeatureBuildError``/``FeatureInputError`` naming what is wrong before any write."""
@@ -181,6 +207,10 @@ def plan(spark, start: dt.date, end: dt.date, settings: BuildSettings,
     if not days:
         raise FeatureBuildError(f"feature build: no JPX trading day in {start}..{end}")
     inputs = read_inputs(spark, start, end, calendar=cal, lake_root=lake_root)
+    if inputs.absent:
+        groups = code_groups()
+        log.warning("feature build %s..%s: null groups: %s", start, end, "; ".join(
+            f"{g} ({len(groups[g])} features: {why})" for g, why in inputs.absent.items()))
     features, graph, cached = compose(inputs, settings)
 
     # labels: the build's days plus earlier days (within the longest horizon) that have features
@@ -195,11 +225,12 @@ def plan(spark, start: dt.date, end: dt.date, settings: BuildSettings,
     horizon_end = cal.shift(days[-1], max(HORIZONS))
     label_prices = spark_io.read_table(spark, "silver.equities_prices_daily", label_dates[0],
                                        horizon_end, lake_root=lake_root)
-    labels = compute_labels(label_prices).filter(F.col("date").isin(label_dates))
+    labels = compute_labels(label_prices, label_dates[0], horizon_end).filter(
+        F.col("date").isin(label_dates))
     return FeatureFrames(features, labels, graph, days, label_dates, cached)
 
 
-def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
+def run(spark: SparkSession, start: dt.date, end: dt.date, lake_root: str | None = None,
         peer_cadence: int | None = None, chunk_days: int = CHUNK_DAYS) -> dict[str, int]:
     """Build and write ``[start, end]`` (module docstring); returns rows written per table.
 
@@ -226,7 +257,7 @@ def run(spark, start: dt.date, end: dt.date, lake_root: str | None = None,
     return rows
 
 
-def _build_chunk(spark, start: dt.date, end: dt.date, settings: BuildSettings,
+def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
                  lake_root: str | None) -> dict[str, int | None]:
     from gogooku3.lake import spark_io
 

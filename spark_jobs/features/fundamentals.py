@@ -13,8 +13,8 @@ end) are never used to place a row in time.
   individual net ratios z-scored against the previous 52 publications (itself included,
   at least 13); foreign minus individual; days since publication.
 * ``add_margin_features(df, margin)`` — per code (``silver.margin_interest``): long/short
-  margin ratio, week-on-week changes, long, short and net balance over the 20-day average
-  raw volume, and the age in days of the margin week.
+  margin ratio, week-on-week changes, long, short and net balance over the 20-row average
+  raw volume (``_adv20`` of the per-code pass), and the age in days of the margin week.
 * ``add_statement_features(df, statements)`` — per code (``silver.fins_statements``):
   growth against the same period of the previous fiscal year (EPS, sales, operating
   profit), annualized ROE, progress of year-to-date results against the full-year
@@ -23,7 +23,9 @@ end) are never used to place a row in time.
 
 The as-of join is a union of price rows and source rows sorted by ``(code, date)`` with
 source rows first on ties, carrying the latest source row forward (``last(...,
-ignorenulls)`` over a running frame): linear in rows, no range join.
+ignorenulls)`` over a running frame): linear in rows, no range join. The build hands
+these functions its own rows ``[start, end]`` only (no look-back: the source rows carry
+the history).
 """
 
 from __future__ import annotations
@@ -32,8 +34,6 @@ from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-
-from spark_jobs.features.market import add_windowed_sums
 
 FLOW_FEATURES: list[str] = [
     "flow_foreign_net_ratio",
@@ -72,7 +72,6 @@ FEATURES: list[str] = FLOW_FEATURES + MARGIN_FEATURES + STATEMENT_FEATURES
 
 FLOW_Z_WINDOW, FLOW_Z_MIN = 52, 13
 FLOW_MAX_STALE_DAYS = 366
-ADV_WINDOW = 20
 _UNBOUNDED = Window.unboundedPreceding
 
 
@@ -188,11 +187,12 @@ def add_flow_features(df: DataFrame, flows: DataFrame) -> DataFrame:
 
 
 def add_margin_features(df: DataFrame, margin: DataFrame) -> DataFrame:
-    """``df`` plus ``MARGIN_FEATURES`` from the code's latest usable margin week.
+    """``df`` (``date``, ``code``, ``_adv20``) plus ``MARGIN_FEATURES`` from the code's
+    latest usable margin week.
 
     ``margin`` is ``silver.margin_interest``. Week-on-week changes compare with the code's
-    previous margin row (also usable by then). The 20-day average volume is of raw
-    ``volume`` over the price rows up to ``T`` (margin balances are raw shares too).
+    previous margin row (also usable by then). ``_adv20`` is the average raw ``volume``
+    of the code's last 20 rows up to ``T`` (margin balances are raw shares too).
     """
     w = Window.partitionBy("code").orderBy("date", "as_of_date")
     m = margin.select(
@@ -204,23 +204,15 @@ def add_margin_features(df: DataFrame, margin: DataFrame) -> DataFrame:
         F.lag("long_volume").over(w).alias("prev_long"),
         F.lag("short_volume").over(w).alias("prev_short"),
     )
-    out = add_windowed_sums(
-        df,
-        {"vol": F.col("volume"), "n": F.when(F.col("volume").isNotNull(), F.lit(1.0))},
-        ADV_WINDOW,
-        "_mg_",
-    )
-    out = out.withColumn("_mg_adv", F.when(F.col("_mg_n") > 0, F.col("_mg_vol") / F.col("_mg_n")))
-    base_cols = [*df.columns, "_mg_adv"]
     out = asof_by_key(
-        out.select(*base_cols),
+        df,
         m,
         ["as_of_date", "long", "short", "prev_long", "prev_short"],
         key=("code",),
         ties=("as_of_date",),
     )
     e = lambda c: F.col(f"_evt.{c}")  # noqa: E731
-    adv = F.col("_mg_adv")
+    adv = F.col("_adv20")
     out = out.select(
         "*",
         F.when(e("short") > 0, e("long") / e("short")).alias("margin_ratio"),

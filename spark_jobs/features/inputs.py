@@ -6,33 +6,37 @@ further back; recursive indicators are seeded inside that span — see ``technic
 So a build of ``[start, end]`` reads prices from ``trading_days_back(start, LOOKBACK)``
 and an incremental one-day run computes exactly what a full rebuild computes for that day.
 
-``_tidx`` — the JPX trading-day index of a date counted from ``CALENDAR_ANCHOR`` in the
-offline XTKS calendar — is the calendar clock the window guards and the recursion epochs
-use; it does not depend on which dates a run happens to read.
+Prices, TOPIX and the master are required: a build without them fails before any write.
+Investor flows, margin interest and statements are optional (a user's J-Quants plan may
+not include them): a table that is missing or holds no row in the span a build reads is
+``None`` in ``BuildInputs`` with the reason in ``absent``, and its feature group comes out
+null.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from gogooku3.jpx.calendar import TradingCalendar, offline_trading_days
-from gogooku3.lake import spark_io
+from gogooku3.jpx.calendar import TradingCalendar
+from gogooku3.lake import deltars, spark_io
 from gogooku3.lake.errors import LakeError, TableNotFound
+from spark_jobs.features.sessions import LOOKBACK
 
 log = logging.getLogger(__name__)
 
-#: trading days of history (inclusive of T) any feature of date T may use
-LOOKBACK = 260
 #: extra calendar days of slow context tables (statements, flows, margin) before the look-back
 CONTEXT_HISTORY_DAYS = 400
-CALENDAR_ANCHOR = dt.date(2000, 1, 4)
 PRICES = "silver.equities_prices_daily"
+#: optional silver tables → the feature group each one feeds
+OPTIONAL: dict[str, str] = {
+    "silver.investor_flows": "flows",
+    "silver.margin_interest": "margin",
+    "silver.fins_statements": "statements",
+}
 
 
 class FeatureInputError(LakeError, ValueError):
@@ -41,41 +45,34 @@ class FeatureInputError(LakeError, ValueError):
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """Silver frames for one build of ``[start, end]``; ``prices`` covers the look-back."""
+    """Silver frames for one build of ``[start, end]``; ``prices`` covers the look-back,
+    ``dates`` are its dates (sorted, from the Delta log).
+
+    ``flows``/``margin``/``statements`` are ``None`` when their table is absent; ``absent``
+    maps each such feature group to the reason."""
 
     start: dt.date
     end: dt.date
     read_from: dt.date
+    dates: list[dt.date]
     prices: DataFrame
     topix: DataFrame
     master_asof: DataFrame
-    flows: DataFrame
-    margin: DataFrame
-    statements: DataFrame
+    flows: DataFrame | None
+    margin: DataFrame | None
+    statements: DataFrame | None
+    absent: dict[str, str] = field(default_factory=dict)
 
 
-def trading_index(dates: list[dt.date]) -> dict[dt.date, int]:
-    """``date -> _tidx`` for ``dates``; a date the offline calendar lacks counts at its
-    insertion point (the J-Quants calendar and the offline one agree on sessions)."""
-    if not dates:
-        return {}
-    sessions = offline_trading_days(CALENDAR_ANCHOR, max(dates))
-    return {d: bisect.bisect_left(sessions, d) for d in dates}
-
-
-def with_trading_index(df: DataFrame) -> DataFrame:
-    """``df`` plus integer column ``_tidx`` (see module docstring); no-op if present.
-
-    Collects ``df``'s distinct dates to the driver (a few thousand at most) and
-    broadcast-joins the small index back.
-    """
-    if "_tidx" in df.columns:
-        return df
-    dates = sorted(r[0] for r in df.select("date").distinct().collect())
-    index = df.sparkSession.createDataFrame(
-        sorted(trading_index(dates).items()), "date date, _tidx int"
-    )
-    return df.join(F.broadcast(index), on="date", how="left")
+def _absence(name: str, since: dt.date, end: dt.date, lake_root: str | None) -> str | None:
+    """Why optional table ``name`` cannot feed a build reading ``[since, end]`` (from its
+    Delta log, no data read), or ``None`` when it holds rows there."""
+    info = deltars.table_info(name, lake_root=lake_root)
+    if info.version is None:
+        return f"{name} is missing"
+    if not info.rows or info.last_date is None or info.last_date < since or info.first_date > end:
+        return f"{name} has no rows dated {since}..{end}"
+    return None
 
 
 def read_inputs(
@@ -89,8 +86,8 @@ def read_inputs(
     before ``start``; statements/flows/margin from a further ``CONTEXT_HISTORY_DAYS``
     (as-of joins and year-on-year comparisons need older rows); the master whole.
 
-    Raises ``FeatureInputError`` naming the table and dates when silver prices are
-    missing or hold no row in ``[start, end]``.
+    Raises ``FeatureInputError`` naming the table and dates when a required table is
+    missing or silver prices hold no row in ``[start, end]``.
     """
     cal = calendar or TradingCalendar()
     read_from = cal.trading_days_back(start, LOOKBACK)
@@ -107,20 +104,19 @@ def read_inputs(
             ) from exc
 
     prices = read(PRICES)
-    in_range = prices.filter(F.col("date") >= F.lit(start)).limit(1).count()
-    if not in_range:
+    dates = [d for d in deltars.table_dates(PRICES, lake_root) if read_from <= d <= end]
+    if not dates or dates[-1] < start:
         raise FeatureInputError(
             f"feature build {start}..{end}: {PRICES} has no rows dated {start}..{end}"
         )
     log.info("inputs: %s from %s (look-back %d trading days) to %s", PRICES, read_from, LOOKBACK, end)
-    return BuildInputs(
-        start=start,
-        end=end,
-        read_from=read_from,
-        prices=prices,
-        topix=read("silver.indices_topix_daily"),
-        master_asof=read("silver.equities_master_asof", None),
-        flows=read("silver.investor_flows", early),
-        margin=read("silver.margin_interest", early),
-        statements=read("silver.fins_statements", early),
-    )
+    topix, master = read("silver.indices_topix_daily"), read("silver.equities_master_asof", None)
+    optional: dict[str, DataFrame | None] = {}
+    absent: dict[str, str] = {}
+    for name, group in OPTIONAL.items():
+        why = _absence(name, early, end, lake_root)
+        optional[group] = None if why else read(name, early)
+        if why:
+            absent[group] = why
+    return BuildInputs(start=start, end=end, read_from=read_from, dates=dates, prices=prices,
+                       topix=topix, master_asof=master, absent=absent, **optional)

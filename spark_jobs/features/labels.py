@@ -11,20 +11,27 @@ and are written to ``gold.labels`` only — no feature can see them.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.features.inputs import with_trading_index
+from spark_jobs.features.local import local_frame
+from spark_jobs.features.sessions import trading_index
 
 HORIZONS = (1, 2, 3, 5, 10)
 COLUMNS: list[str] = [c for h in HORIZONS for c in (f"fwd_ret_{h}d", f"fwd_ret_{h}d_dm")]
 
 
-def compute_labels(prices: DataFrame) -> DataFrame:
-    """``prices`` (silver price rows from the first label date to ``max(HORIZONS)``
-    sessions past the last, or to the end of silver) → ``date, code`` + ``COLUMNS`` for
-    every row of ``prices`` (the caller keeps the label dates)."""
-    df = with_trading_index(prices.select("date", "code", "adj_close", "is_traded"))
+def compute_labels(prices: DataFrame, first: dt.date, last: dt.date) -> DataFrame:
+    """``prices`` (silver price rows dated ``first..last``: from the first label date to
+    ``max(HORIZONS)`` sessions past the last, or to the end of silver) → ``date, code`` +
+    ``COLUMNS`` for every row of ``prices`` (the caller keeps the label dates)."""
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    index = local_frame(prices.sparkSession, sorted(trading_index(days).items()),
+                        ("date", "_tidx"))
+    df = prices.select("date", "code", "adj_close", "is_traded").join(
+        F.broadcast(index), on="date", how="left")
     px = F.when(F.coalesce(F.col("is_traded"), F.lit(False)), F.col("adj_close"))
     df = df.withColumn("_px", px)
     w = Window.partitionBy("code").orderBy("date")

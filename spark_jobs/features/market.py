@@ -1,7 +1,4 @@
-"""Market (TOPIX) context features and the return helpers the context groups share.
-
-``add_market_features(df, topix)`` adds, for every ``(date, code)`` row of the base price
-frame (``silver.equities_prices_daily`` columns):
+"""Market (TOPIX) context features: the index's own series and each stock against it.
 
 * ``mkt_ret_1d/5d/20d`` — TOPIX close-to-close return over 1/5/20 TOPIX rows;
 * ``mkt_vol_20d`` — sample standard deviation of the last 20 daily TOPIX returns;
@@ -12,19 +9,20 @@ frame (``silver.equities_prices_daily`` columns):
 * ``rel_strength_20d``, ``rel_strength_60d`` — log return of the stock minus log return of
   TOPIX over 20/60 rows.
 
-Stock returns come from ``adj_close`` (forward-adjusted, so splits produce no jump): the
-return over ``n`` rows is ``adj_close_t / adj_close*_{t-n} - 1`` where ``adj_close*`` is the
-last traded adjusted close at or before that row (a halt does not wipe out the next week's
-5-day return); it is null on a day without a trade. Every value on date ``T`` uses prices
-of dates ``<= T`` only.
+Stock returns are ``windows.trailing_returns`` of ``adj_close`` over the code's rows (a
+halt does not wipe out the next week's 5-day return; null on a day without a trade).
+``market_series`` is a small Spark job over the index (one partition); its columns are
+broadcast onto the price rows before the per-code pass, where ``market_relative`` runs.
+Every value on date ``T`` uses prices of dates ``<= T`` only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from pyspark.sql import Column, DataFrame, Window
+import numpy as np
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from spark_jobs.features.windows import trailing_sum
 
 FEATURES: list[str] = [
     "mkt_ret_1d",
@@ -39,125 +37,55 @@ FEATURES: list[str] = [
     "rel_strength_20d",
     "rel_strength_60d",
 ]
+#: the per-date index columns ``market_series`` adds to every price row
+INDEX_COLUMNS: list[str] = ["mkt_ret_1d", "mkt_ret_5d", "mkt_ret_20d", "mkt_vol_20d",
+                            "_mkt_lr20", "_mkt_lr60"]
 
 BETA_WINDOW = 60
 BETA_MIN_OBS = 40
 
 
-
-def by_code() -> Window:
-    """Each code's rows in date order (a function: a WindowSpec needs an active session)."""
-    return Window.partitionBy("code").orderBy("date")
-
-
-def _upto_now() -> Window:
-    return by_code().rowsBetween(Window.unboundedPreceding, Window.currentRow)
-
-
-def add_trailing_returns(df: DataFrame, horizons: Sequence[int], prefix: str) -> DataFrame:
-    """Add ``{prefix}{n}`` = simple return of ``adj_close`` over ``n`` rows of each code.
-
-    ``adj_close_t / last_traded_adj_close_{t-n} - 1``; null when row ``t`` has no trade or no
-    traded close exists at or before ``t-n``. Helper columns are prefixed and dropped; the
-    caller drops ``{prefix}*`` when done.
-    """
-    ffill = f"{prefix}px"
-    out = df.withColumn(ffill, F.last("adj_close", ignorenulls=True).over(_upto_now()))
-    out = out.select(
-        "*",
-        *[
-            (F.col("adj_close") / F.lag(ffill, n).over(by_code()) - 1).alias(f"{prefix}{n}")
-            for n in horizons
-        ],
-    )
-    return out.drop(ffill)
-
-
-def add_windowed_sums(df: DataFrame, cols: dict[str, Column], n: int, prefix: str) -> DataFrame:
-    """Add ``{prefix}{name}`` = sum of ``expr`` over the last ``n`` rows of each code.
-
-    A sliding ``rowsBetween(-(n-1), 0)`` frame: each value is summed from exactly those
-    ``n`` rows, so it does not depend on how far back a build reads (a running sum minus
-    the running sum ``n`` rows back would, in its last bits, and loses precision over long
-    histories). Null terms are skipped (like ``sum``); the sum of no terms is 0.
-    """
-    frame = by_code().rowsBetween(-(n - 1), Window.currentRow)
-    return df.select(
-        "*",
-        *[F.coalesce(F.sum(e).over(frame), F.lit(0.0)).alias(f"{prefix}{k}") for k, e in cols.items()],
-    )
-
-
 def market_series(topix: DataFrame) -> DataFrame:
-    """TOPIX features per date (``silver.indices_topix_daily`` → date + ``mkt_*`` columns).
-
-    The index is one small series, so its windows run in one partition (a constant key
-    says so explicitly instead of Spark's "no partition defined" warning).
-    """
+    """``silver.indices_topix_daily`` → ``date`` + ``INDEX_COLUMNS`` (``_mkt_lr{n}`` = log
+    return of the index over ``n`` rows). The index is one small series, so its windows
+    run in one partition (a constant key says so instead of Spark's warning)."""
     w = Window.partitionBy(F.lit(0)).orderBy("date")
-    t = topix.select("date", F.col("close").cast("double").alias("_close"))
-    t = t.select(
+    c = F.col("close").cast("double")
+    t = topix.select(
         "date",
-        "_close",
-        *[(F.col("_close") / F.lag("_close", n).over(w) - 1).alias(f"mkt_ret_{n}d") for n in (1, 5, 20)],
-        *[F.lag("_close", n).over(w).alias(f"_mkt_close_lag{n}") for n in (20, 60)],
+        *[(c / F.lag(c, n).over(w) - 1).alias(f"mkt_ret_{n}d") for n in (1, 5, 20)],
+        *[F.log(c / F.lag(c, n).over(w)).alias(f"_mkt_lr{n}") for n in (20, 60)],
     )
-    t = t.withColumn(
-        "mkt_vol_20d",
-        F.when(
-            F.count("mkt_ret_1d").over(w.rowsBetween(-19, 0)) == 20,
-            F.stddev_samp("mkt_ret_1d").over(w.rowsBetween(-19, 0)),
-        ),
-    )
-    return t
+    frame = w.rowsBetween(-19, 0)
+    vol = F.when(F.count("mkt_ret_1d").over(frame) == 20, F.stddev_samp("mkt_ret_1d").over(frame))
+    return t.select("date", *[vol.alias(k) if k == "mkt_vol_20d" else F.col(k) for k in INDEX_COLUMNS])
 
 
-def add_market_features(df: DataFrame, topix: DataFrame) -> DataFrame:
-    """``df`` (base price rows) plus the ``FEATURES`` columns of this module.
-
-    ``topix`` is ``silver.indices_topix_daily`` covering at least ``df``'s dates (plus 60
-    rows before them for full windows). Rows keep their order-independent identity
-    ``(date, code)``; dates missing from ``topix`` get null market columns.
-    """
-    mkt = market_series(topix)
-    out = df.join(F.broadcast(mkt), on="date", how="left")
-    out = add_trailing_returns(out, (1, 5, 20, 60), "_mk_r")
-    r, m = F.col("_mk_r1"), F.col("mkt_ret_1d")
-    both = r.isNotNull() & m.isNotNull()
-    out = add_windowed_sums(
-        out,
-        {
-            "n": F.when(both, F.lit(1.0)),
-            "x": F.when(both, m),
-            "y": F.when(both, r),
-            "xx": F.when(both, m * m),
-            "yy": F.when(both, r * r),
-            "xy": F.when(both, m * r),
-        },
-        BETA_WINDOW,
-        "_mk_s",
-    )
-    n = F.col("_mk_sn")
-    sxx = F.col("_mk_sxx") - F.col("_mk_sx") * F.col("_mk_sx") / n
-    syy = F.col("_mk_syy") - F.col("_mk_sy") * F.col("_mk_sy") / n
-    sxy = F.col("_mk_sxy") - F.col("_mk_sx") * F.col("_mk_sy") / n
-    ok = n >= BETA_MIN_OBS
-    out = out.withColumn("beta_60d", F.when(ok & (sxx > 0), sxy / sxx))
-    out = out.withColumn(
-        "corr_mkt_60d", F.when(ok & (sxx > 0) & (syy > 0), sxy / F.sqrt(sxx * syy))
-    )
-    # residual variance of the OLS fit with intercept: (Syy - Sxy^2/Sxx) / (n - 2)
-    resid = (syy - sxy * sxy / sxx) / (n - 2)
-    out = out.withColumn(
-        "idio_vol_60d", F.when(ok & (sxx > 0), F.sqrt(F.greatest(resid, F.lit(0.0))))
-    )
-    beta = F.col("beta_60d")
-    out = out.withColumn("alpha_1d", r - beta * m)
-    out = out.withColumn("alpha_5d", F.col("_mk_r5") - beta * F.col("mkt_ret_5d"))
-    for n_days in (20, 60):
-        out = out.withColumn(
-            f"rel_strength_{n_days}d",
-            F.log1p(F.col(f"_mk_r{n_days}"))
-            - F.log(F.col("_close") / F.col(f"_mkt_close_lag{n_days}")),
-        )
-    return out.select(*df.columns, *FEATURES)
+def market_relative(returns: dict[int, np.ndarray], index: dict[str, np.ndarray]
+                    ) -> dict[str, np.ndarray]:
+    """The stock-side ``FEATURES`` in the rows view: ``returns`` are the code's trailing
+    returns over 1, 5, 20, 60 rows, ``index`` the rows views of ``INDEX_COLUMNS``."""
+    r, m = returns[1], index["mkt_ret_1d"]
+    both = np.isfinite(r) & np.isfinite(m)
+    x, y = np.where(both, m, 0.0), np.where(both, r, 0.0)
+    s = {k: trailing_sum(v, BETA_WINDOW) for k, v in
+         {"n": both.astype(float), "x": x, "y": y, "xx": x * x, "yy": y * y, "xy": x * y}.items()}
+    n = s["n"]
+    nan = np.nan
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sxx = s["xx"] - s["x"] * s["x"] / n
+        syy = s["yy"] - s["y"] * s["y"] / n
+        sxy = s["xy"] - s["x"] * s["y"] / n
+        ok = (n >= BETA_MIN_OBS) & (sxx > 0)
+        beta = np.where(ok, sxy / sxx, nan)
+        out["beta_60d"] = beta
+        out["corr_mkt_60d"] = np.where(ok & (syy > 0), sxy / np.sqrt(sxx * syy), nan)
+        # residual variance of the OLS fit with intercept: (Syy - Sxy^2/Sxx) / (n - 2)
+        resid = (syy - sxy * sxy / sxx) / (n - 2)
+        out["idio_vol_60d"] = np.where(ok, np.sqrt(np.maximum(resid, 0.0)), nan)
+        out["alpha_1d"] = r - beta * m
+        out["alpha_5d"] = returns[5] - beta * index["mkt_ret_5d"]
+        for k in (20, 60):
+            out[f"rel_strength_{k}d"] = np.log1p(returns[k]) - index[f"_mkt_lr{k}"]
+    return out

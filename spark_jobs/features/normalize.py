@@ -13,6 +13,10 @@ A null raw value stays null in all three columns — nothing is zero-filled. NaN
 values are treated as null. No statistic crosses dates, so a day's normalized values
 depend on that day's rows only.
 
+Raw features are computed in float64 and stored as float32 (what the model reads): the
+statistics are computed (in float64) from the raw values rounded to float32, so a stored
+z-score and rank describe exactly the stored raw values; every output is float32.
+
 Implemented as a grouped-map pandas UDF with one group per date. Why not Spark
 aggregates: exact 1st/99th percentiles and ranks for ~100 columns would take one sort per
 column in Spark, and the partial sums of a distributed ``avg``/``stddev`` are merged in
@@ -28,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql.types import DoubleType, StructField, StructType
+from pyspark.sql.types import FloatType, StructField, StructType
 
 WINSOR_QUANTILES = (1.0, 99.0)
 
@@ -41,7 +45,7 @@ def normalized_names(features: Sequence[str]) -> list[str]:
 def cross_section(pdf: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
     """One date's rows → date, code and ``normalized_names(features)`` (module docstring)."""
     pdf = pdf.sort_values("code", kind="stable").reset_index(drop=True)
-    x = pdf[list(features)].to_numpy(dtype=float, copy=True)
+    x = pdf[list(features)].to_numpy(dtype=np.float32).astype(float)
     x[~np.isfinite(x)] = np.nan
     valid = ~np.isnan(x)
     n = valid.sum(axis=0)
@@ -58,6 +62,7 @@ def cross_section(pdf: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
     z = np.where(valid & enough, z, np.nan)
     pct = np.where(valid & enough, pct, np.nan)
     out = pd.DataFrame({"date": pdf["date"], "code": pdf["code"]})
+    x, z, pct = (a.astype(np.float32) for a in (x, z, pct))
     cols = dict(zip(features, x.T, strict=True))
     cols |= {f"{f}_cs_z": z[:, i] for i, f in enumerate(features)}
     cols |= {f"{f}_cs_rank": pct[:, i] for i, f in enumerate(features)}
@@ -66,11 +71,11 @@ def cross_section(pdf: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
 
 def normalize_cross_section(df: DataFrame, features: Sequence[str]) -> DataFrame:
     """``df`` (``date``, ``code`` and the raw ``features``) → ``date, code`` +
-    ``normalized_names(features)``, one group per date (module docstring)."""
+    ``normalized_names(features)`` as float32, one group per date (module docstring)."""
     features = list(features)
     schema = StructType(
         [df.schema["date"], df.schema["code"],
-         *[StructField(c, DoubleType()) for c in normalized_names(features)]]
+         *[StructField(c, FloatType()) for c in normalized_names(features)]]
     )
     cols = df.select("date", "code", *[df[f].cast("double").alias(f) for f in features])
     return cols.groupBy("date").applyInPandas(lambda pdf: cross_section(pdf, features), schema)

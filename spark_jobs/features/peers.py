@@ -4,8 +4,8 @@
 ``(date, code, peer_code, rank, corr)``: on each snapshot date ``s`` every code's ``k``
 most correlated other codes (Pearson correlation of daily adjusted-close returns over the
 ``window`` trade dates ending at ``s``; rank 1 = highest, ties by peer code). Snapshots
-fall on the trade dates whose index in the JPX calendar (offline XTKS, counted from
-2000-01-04) is a multiple of ``cadence`` — anchored to the calendar, not to the frame, so
+fall on the trade dates whose trading-day index ``_tidx`` (``sessions``) is a multiple of
+``cadence`` — anchored to the calendar, not to the frame, so
 a daily incremental run picks the same snapshot dates as a full rebuild. A snapshot uses
 returns of dates ``<= s`` only.
 
@@ -25,7 +25,6 @@ statistics need each row's ``k`` peers' values, which in SQL is a ×k row explos
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Sequence
 
@@ -34,8 +33,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from gogooku3.jpx.calendar import offline_trading_days
-from spark_jobs.features.market import add_trailing_returns
+from spark_jobs.features.local import local_frame
+from spark_jobs.features.sessions import tidx
 
 FEATURES: list[str] = ["peer_ret_1d_mean", "peer_ret_5d_mean", "peer_ret_5d_var", "peer_corr_mean"]
 
@@ -44,20 +43,31 @@ _PEER_SCHEMA = (
     "date date, code string, peer_ret_1d_mean double, peer_ret_5d_mean double, "
     "peer_ret_5d_var double, peer_corr_mean double"
 )
-CALENDAR_ANCHOR = dt.date(2000, 1, 4)
 SERVE_MAX_DAYS = 366  # the latest snapshot serves at most a year of later dates
 
 
 def snapshot_dates(dates: Sequence[dt.date], cadence: int) -> list[dt.date]:
-    """The dates among ``dates`` whose JPX trading-day index (from ``CALENDAR_ANCHOR``) is a
-    multiple of ``cadence``. A date the offline calendar does not list counts at its
-    insertion point."""
+    """The dates among ``dates`` whose trading-day index ``_tidx`` is a multiple of
+    ``cadence``."""
     if cadence < 1:
         raise ValueError(f"peer graph cadence must be >= 1 trading day, got {cadence}")
-    if not dates:
-        return []
-    sessions = offline_trading_days(CALENDAR_ANCHOR, max(dates))
-    return sorted(d for d in set(dates) if bisect.bisect_left(sessions, d) % cadence == 0)
+    days = sorted(set(dates))
+    return [d for d, i in zip(days, tidx(days).tolist(), strict=True) if i % cadence == 0]
+
+
+def graph_snapshots(dates: Sequence[dt.date], window: int, cadence: int,
+                    start: dt.date | None = None) -> list[tuple[dt.date, list[dt.date]]]:
+    """``(snapshot, its window's dates)`` built from the sorted distinct ``dates`` of a
+    build's prices: a snapshot needs ``window`` returns before it (so ``window + 1``
+    dates); with ``start``, only the snapshots that serve dates ``>= start`` — the latest
+    one on or before ``start`` and all later ones."""
+    pos = {d: i for i, d in enumerate(dates)}
+    snaps = [s for s in snapshot_dates(dates, cadence) if pos[s] >= window]
+    if start is not None:
+        before = [s for s in snaps if s <= start]
+        first = before[-1] if before else start
+        snaps = [s for s in snaps if s >= first]
+    return [(s, list(dates[pos[s] - window + 1 : pos[s] + 1])) for s in snaps]
 
 
 def _top_k(pdf: pd.DataFrame, k: int, min_obs: int) -> pd.DataFrame:
@@ -97,7 +107,8 @@ def _top_k(pdf: pd.DataFrame, k: int, min_obs: int) -> pd.DataFrame:
 
 
 def build_peer_graph(
-    df: DataFrame,
+    returns: DataFrame,
+    dates: Sequence[dt.date],
     *,
     k: int = 10,
     window: int = 60,
@@ -105,30 +116,19 @@ def build_peer_graph(
     start: dt.date | None = None,
     min_obs: int | None = None,
 ) -> DataFrame:
-    """Peer graph snapshots from the base price rows ``df`` (see module docstring).
-
-    A snapshot needs ``window`` returns before it in ``df`` (so ``window + 1`` dates); codes
-    with fewer than ``min_obs`` (default ``3/4 × window``) returns in the window, or a
-    constant price, are left out of it. With ``start``, only the snapshots that serve dates
-    ``>= start`` are built: the latest one on or before ``start`` and all later ones.
-    Collects the distinct dates of ``df`` to the driver (a few thousand at most).
-    """
+    """Peer graph snapshots (module docstring) from ``returns`` (``date, code, _r1``: the
+    per-code pass's 1-day returns, covering the snapshots' windows) and ``dates``, the
+    sorted distinct dates of the build's prices (``graph_snapshots``). Codes with fewer
+    than ``min_obs`` (default ``3/4 × window``) returns in the window, or a constant
+    price, are left out of a snapshot."""
     min_obs = window * 3 // 4 if min_obs is None else min_obs
-    spark = df.sparkSession
-    rets = add_trailing_returns(df.select("date", "code", "adj_close"), (1,), "_pg_r")
-    rets = rets.select("date", "code", F.col("_pg_r1").alias("r"))
-    dates = sorted(r[0] for r in df.select("date").distinct().collect())
-    pos = {d: i for i, d in enumerate(dates)}
-    snaps = [s for s in snapshot_dates(dates, cadence) if pos[s] >= window]
-    if start is not None:
-        before = [s for s in snaps if s <= start]
-        first = before[-1] if before else start
-        snaps = [s for s in snaps if s >= first]
-    pairs = [(d, s) for s in snaps for d in dates[pos[s] - window + 1 : pos[s] + 1]]
+    spark = returns.sparkSession
+    pairs = [(d, s) for s, days in graph_snapshots(dates, window, cadence, start) for d in days]
     if not pairs:
         return spark.createDataFrame([], GRAPH_SCHEMA)
-    members = spark.createDataFrame(pairs, "date date, snap date")
-    rows = rets.join(F.broadcast(members), on="date").filter(F.col("r").isNotNull())
+    members = local_frame(spark, pairs, ("date", "snap"))
+    rows = returns.select("date", "code", F.col("_r1").alias("r")).join(
+        F.broadcast(members), on="date").filter(F.col("r").isNotNull())
     return rows.groupBy("snap").applyInPandas(
         lambda pdf: _top_k(pdf, k, min_obs), GRAPH_SCHEMA
     )
@@ -184,16 +184,15 @@ def _peer_stats(key, left: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
 _PEER_SCHEMA_COLS = [c.split()[0] for c in _PEER_SCHEMA.split(", ")]
 
 
-def add_peer_features(df: DataFrame, graph: DataFrame) -> DataFrame:
-    """``df`` (base price rows) plus ``FEATURES``, each date using the latest ``graph``
-    snapshot on or before it (null before the first snapshot, more than ``SERVE_MAX_DAYS``
-    after the last, or for codes without peers).
+def peer_features(returns: DataFrame, graph: DataFrame) -> DataFrame:
+    """``date, code`` + ``FEATURES`` for the rows of ``returns`` (``date, code, _r1, _r5``),
+    each date using the latest ``graph`` snapshot on or before it (null before the first
+    snapshot, more than ``SERVE_MAX_DAYS`` after the last, or for codes without peers).
 
     ``graph`` has ``gold.peer_graph`` columns. Peer returns are those of the same date
     (prices ``<= date``); a peer without a row that day is skipped.
     """
-    rets = add_trailing_returns(df.select("date", "code", "adj_close"), (1, 5), "_pf_r")
-    rets = rets.select("date", "code", F.col("_pf_r1").alias("r1"), F.col("_pf_r5").alias("r5"))
+    rets = returns.select("date", "code", F.col("_r1").alias("r1"), F.col("_r5").alias("r5"))
     # each snapshot serves the calendar days up to the next one (the last: SERVE_MAX_DAYS)
     snaps = graph.select(F.col("date").alias("snap")).distinct()
     until = F.lead("snap").over(Window.partitionBy(F.lit(0)).orderBy("snap"))
@@ -207,5 +206,4 @@ def add_peer_features(df: DataFrame, graph: DataFrame) -> DataFrame:
         .cogroup(edges.groupBy("snap"))
         .applyInPandas(_peer_stats, _PEER_SCHEMA)
     )
-    out = df.join(stats, on=["date", "code"], how="left")
-    return out.select(*df.columns, *FEATURES)
+    return returns.select("date", "code").join(stats, on=["date", "code"], how="left")

@@ -13,18 +13,17 @@
 
 Membership is the ``silver.equities_master_asof`` row with ``valid_from <= date <
 valid_to`` (``valid_to`` null = still current), so a sector change applies from the
-snapshot that shows it, never earlier. Returns are ``market.add_trailing_returns``'s
-(adjusted close, null on no-trade days); a sector statistic on date ``T`` uses the returns
-of ``T``'s members, i.e. prices of dates ``<= T``. The sector code is used for grouping
-only and not added as a column (features are numeric).
+snapshot that shows it, never earlier. Returns are the per-code pass's trailing returns
+``_r1/_r5/_r20`` (adjusted close, null on no-trade days); a sector statistic on date ``T``
+uses the returns of ``T``'s members, i.e. prices of dates ``<= T``. One pass by
+``(date, sector)`` aggregates, a tiny window job over the sector series adds momentum and
+volatility. The sector code is used for grouping only and not added as a column.
 """
 
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-
-from spark_jobs.features.market import add_trailing_returns
 
 FEATURES: list[str] = [
     "sector_ret_1d",
@@ -66,14 +65,14 @@ def with_sector(df: DataFrame, master_asof: DataFrame, column: str = "_sector") 
 def sector_daily(members: DataFrame) -> DataFrame:
     """Per ``(date, _sector)``: mean returns, breadth, momentum and volatility.
 
-    ``members`` holds ``date, _sector, _sc_r1, _sc_r5, _sc_r20`` for every stock row.
+    ``members`` holds ``date, _sector, _r1, _r5, _r20`` for every stock row.
     """
     daily = (
         members.filter(F.col("_sector").isNotNull())
         .groupBy("date", "_sector")
         .agg(
-            *[F.avg(f"_sc_r{h}").alias(f"sector_ret_{h}d") for h in HORIZONS],
-            F.avg(F.when(F.col("_sc_r1").isNotNull(), (F.col("_sc_r1") > 0).cast("double"))).alias(
+            *[F.avg(f"_r{h}").alias(f"sector_ret_{h}d") for h in HORIZONS],
+            F.avg(F.when(F.col("_r1").isNotNull(), (F.col("_r1") > 0).cast("double"))).alias(
                 "sector_breadth_1d"
             ),
         )
@@ -93,16 +92,21 @@ def sector_daily(members: DataFrame) -> DataFrame:
     )
 
 
-def add_sector_features(df: DataFrame, master_asof: DataFrame) -> DataFrame:
-    """``df`` (base price rows) plus this module's ``FEATURES``.
+def sector_features(returns: DataFrame, master_asof: DataFrame, start) -> DataFrame:
+    """``date, code`` + ``FEATURES`` for the rows of ``returns`` dated ``>= start``.
 
-    ``master_asof`` is ``silver.equities_master_asof``. Rows whose code has no valid master
-    row on their date get null sector columns. The per-sector table is tiny (dates × 33)
-    and is broadcast back, so the price frame is shuffled only for the per-code returns.
+    ``returns`` holds ``date, code, _r1, _r5, _r20`` from ``MOM_WINDOW`` trading days
+    before ``start`` on (the sector windows' history); ``master_asof`` is
+    ``silver.equities_master_asof``. Rows whose code has no valid master row on their date
+    get null sector columns. The per-sector table is tiny (dates × 33) and is broadcast
+    back onto the build's rows.
     """
-    out = add_trailing_returns(with_sector(df, master_asof), HORIZONS, "_sc_r")
-    stats = sector_daily(out.select("date", "_sector", *[f"_sc_r{h}" for h in HORIZONS]))
-    out = out.join(F.broadcast(stats), on=["date", "_sector"], how="left")
-    for h in HORIZONS:
-        out = out.withColumn(f"ret_{h}d_vs_sector", F.col(f"_sc_r{h}") - F.col(f"sector_ret_{h}d"))
-    return out.select(*df.columns, *FEATURES)
+    members = with_sector(returns.select("date", "code", *[f"_r{h}" for h in HORIZONS]),
+                          master_asof)
+    stats = sector_daily(members.drop("code"))
+    out = members.filter(F.col("date") >= F.lit(start)).join(
+        F.broadcast(stats), on=["date", "_sector"], how="left")
+    vs = [(F.col(f"_r{h}") - F.col(f"sector_ret_{h}d")).alias(f"ret_{h}d_vs_sector")
+          for h in HORIZONS]
+    out = out.select("*", *vs)
+    return out.select("date", "code", *FEATURES)

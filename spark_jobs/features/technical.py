@@ -1,11 +1,11 @@
 """Technical indicators with TA-Lib's definitions, on split-adjusted prices.
 
-Bounded-window indicators (SMA gaps, Bollinger, stochastics, Williams %R, CCI, MFI, ROC)
-are Spark window expressions over the code's traded series (``prices.series_window``).
+Everything is numpy over a bucket of codes, run inside the build's per-code pass
+(``series``). Bounded-window indicators (SMA gaps, Bollinger, stochastics, Williams %R,
+CCI, MFI, ROC) use the window kernels of ``windows`` over the code's traded series.
 
-Recursive indicators — EMA gaps, MACD, RSI, ATR, ADX — and the OBV z-score are computed by
-a grouped-map pandas UDF over buckets of codes (``recursive_indicators``), vectorized over
-the codes of a bucket (a panel with one row per code). Why a UDF: each value
+Recursive indicators — EMA gaps, MACD, RSI, ATR, ADX — and the OBV z-score are vectorized
+over the codes of a bucket (a panel with one row per code). Why not Spark: each value
 is a recursion over all earlier values (``y_t = a·x_t + (1-a)·y_{t-1}``, seeded with an
 SMA), and MACD's signal and ADX nest one recursion inside another; Spark's window
 functions have no recursive frame, and the exact closed form as a weighted sum needs
@@ -35,11 +35,17 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StructField, StructType
 
-from spark_jobs.features.prices import div, finish, full, prepare, rows_window, series_window
+from spark_jobs.features.windows import (
+    CodePanel,
+    div,
+    rolling_max,
+    rolling_mean,
+    rolling_min,
+    rolling_std,
+    rolling_sum,
+    shift,
+)
 
 MA_WINDOWS = (5, 10, 20, 60, 120)
 EPOCH = 60
@@ -49,11 +55,6 @@ RECURSIVE: list[str] = [
     *[f"ema_gap_{n}" for n in MA_WINDOWS],
     "macd_12_26_9", "macd_signal_12_26_9", "macd_hist_12_26_9",
     "rsi_2", "rsi_14", "atr_14", "adx_14", "obv_z_20",
-]
-WINDOWED: list[str] = [
-    *[f"sma_gap_{n}" for n in MA_WINDOWS],
-    "bb_pctb_20", "bb_width_20", "stoch_k_14", "stoch_d_14", "willr_14", "cci_20",
-    "mfi_14", "roc_12",
 ]
 FEATURES: list[str] = [
     *[f"sma_gap_{n}" for n in MA_WINDOWS],
@@ -212,27 +213,16 @@ def _panel(values: np.ndarray, series: np.ndarray, pos: np.ndarray, n_series: in
     return out
 
 
-def epoch_indicators(pdf: pd.DataFrame, since: dt.date | None = None) -> pd.DataFrame:
-    """Traded rows of any number of codes (``date, code, _tidx``, adjusted OHLCV) →
-    ``date, code, RECURSIVE...``, epoch-seeded.
-
-    Rows of epoch ``b`` take their values from their code's series that starts at the
-    first row with ``_tidx >= b·EPOCH − WARMUP`` (module docstring). Per epoch, the codes'
-    series are one panel (a row per code) and every indicator is one vectorized call over
-    it: a loop over epochs, never over stocks; a code's values do not depend on which
-    other codes share the call. With ``since``, only rows dated ``>= since`` are returned
-    and only their epochs computed (each epoch depends on its own series only, so the
-    values are those of a call without ``since``)."""
-    pdf = pdf.sort_values(["code", "date"], kind="stable").reset_index(drop=True)
-    dates = pdf["date"].to_numpy()
-    out_rows = np.ones(len(pdf), bool) if since is None else dates >= since
-    codes = pdf["code"].to_numpy()
-    code_id = np.cumsum(np.r_[False, codes[1:] != codes[:-1]]) if len(pdf) else np.zeros(0, int)
-    tidx = pdf["_tidx"].to_numpy(dtype=np.int64)
-    arrays = [pdf[k].to_numpy(dtype=float) for k in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")]
-    res = {k: np.full(len(pdf), np.nan) for k in RECURSIVE}
+def recursive_values(code_id: np.ndarray, tidx: np.ndarray, arrays: list[np.ndarray],
+                     wanted: np.ndarray) -> dict[str, np.ndarray]:
+    """``RECURSIVE`` for long traded rows sorted by ``(code, date)`` (``code_id`` numbers
+    the codes, ``arrays`` = adjusted OHLCV), epoch-seeded; computed for the epochs of the
+    ``wanted`` rows (NaN elsewhere). Per epoch, the codes' series are one panel (a row per
+    code) and every indicator is one vectorized call over it: a loop over epochs, never
+    over stocks; a code's values do not depend on which other codes share the call."""
+    res = {k: np.full(len(tidx), np.nan) for k in RECURSIVE}
     epochs = tidx // EPOCH
-    for b in np.unique(epochs[out_rows]):
+    for b in np.unique(epochs[wanted]):
         span = np.flatnonzero((tidx >= b * EPOCH - WARMUP) & (tidx < (b + 1) * EPOCH))
         ids = code_id[span]
         starts = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1]
@@ -243,91 +233,71 @@ def epoch_indicators(pdf: pd.DataFrame, since: dt.date | None = None) -> pd.Data
         keep = epochs[span] == b
         for k, arr in vals.items():
             res[k][span[keep]] = arr[series[keep], pos[keep]]
+    return {k: np.where(np.isfinite(v), v, np.nan) for k, v in res.items()}
+
+
+def epoch_indicators(pdf: pd.DataFrame, since: dt.date | None = None) -> pd.DataFrame:
+    """Traded rows of any number of codes (``date, code, _tidx``, adjusted OHLCV) →
+    ``date, code, RECURSIVE...`` (``recursive_values``), rows dated ``>= since`` only (all
+    without it); each epoch depends on its own series only, so the values are those of a
+    call without ``since``."""
+    pdf = pdf.sort_values(["code", "date"], kind="stable").reset_index(drop=True)
+    dates = pdf["date"].to_numpy()
+    out_rows = np.ones(len(pdf), bool) if since is None else dates >= since
+    codes = pdf["code"].to_numpy()
+    code_id = np.cumsum(np.r_[False, codes[1:] != codes[:-1]]) if len(pdf) else np.zeros(0, int)
+    arrays = [pdf[k].to_numpy(dtype=float) for k in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")]
+    res = recursive_values(code_id, pdf["_tidx"].to_numpy(dtype=np.int64), arrays, out_rows)
     cols = {"date": dates[out_rows], "code": codes[out_rows]}
-    cols |= {k: np.where(np.isfinite(res[k]), res[k], np.nan)[out_rows] for k in RECURSIVE}
+    cols |= {k: res[k][out_rows] for k in RECURSIVE}
     return pd.DataFrame(cols)  # one dict: inserting 13 columns one by one cost more than the maths
 
 
-def recursive_indicators(df: DataFrame, since: dt.date | None = None) -> DataFrame:
-    """``(date, code, RECURSIVE...)`` for the traded rows of ``df`` (needs ``_tidx``,
-    ``_traded``) dated ``>= since`` (all without it); a grouped-map pandas UDF — see the
-    module docstring for why.
-
-    Codes are grouped into ``spark.sql.shuffle.partitions`` buckets by a hash of the code
-    and each bucket is one call (``epoch_indicators`` vectorizes over its codes): one call
-    per code spent more on moving each small group through Arrow and pandas than on the
-    arithmetic. A code's values do not depend on its bucket."""
-    schema = StructType(
-        [df.schema["date"], df.schema["code"], *[StructField(k, DoubleType()) for k in RECURSIVE]]
-    )
-    buckets = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    rows = df.filter(F.col("_traded")).select(
-        "date", "code", "_tidx", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume",
-        F.pmod(F.xxhash64("code"), F.lit(buckets)).alias("_bucket"),
-    )
-    return rows.groupBy("_bucket").applyInPandas(lambda pdf: epoch_indicators(pdf, since), schema)
+# ---- bounded windows (numpy over the series view) ---------------------------------------
 
 
-# ---- bounded windows (Spark) ----------------------------------------------------------
-
-
-def _windowed(df: DataFrame) -> DataFrame:
-    w = series_window()
-    c, h, lo, v = (F.col(k) for k in ("adj_close", "adj_high", "adj_low", "adj_volume"))
-    tp = (h + lo + c) / 3
-    cols: dict[str, Column] = {}
-    for n in MA_WINDOWS:
-        cols[f"sma_gap_{n}"] = F.when(full(n), c / F.avg(c).over(rows_window(n)) - 1)
-    mid = F.avg(c).over(rows_window(20))
-    sd = F.stddev_pop(c).over(rows_window(20))
-    cols["bb_pctb_20"] = F.when(full(20), div(c - (mid - 2 * sd), 4 * sd))
-    cols["bb_width_20"] = F.when(full(20), div(4 * sd, mid))
-    hh, ll = F.max(h).over(rows_window(14)), F.min(lo).over(rows_window(14))
-    rng = hh - ll
-    cols["_stoch_k"] = F.when(full(14), F.when(rng != 0, 100 * (c - ll) / rng).otherwise(0.0))
-    cols["willr_14"] = F.when(full(14), F.when(rng != 0, -100 * (hh - c) / rng).otherwise(0.0))
-    cols["_tp"] = tp
-    cols["_tp_prev"] = F.lag(tp, 1).over(w)
-    cols["roc_12"] = F.when(full(13), 100 * (c / F.lag(c, 12).over(w) - 1))
-    out = df.select("*", *[e.alias(k) for k, e in cols.items()])
-
-    tp, tpp = F.col("_tp"), F.col("_tp_prev")
-    flow = tp * v
-    sma_tp = F.avg(tp).over(rows_window(20))
-    more = {
-        "stoch_k_14": F.col("_stoch_k"),
-        "stoch_d_14": F.when(full(16), F.avg("_stoch_k").over(rows_window(3))),
-        "_tp_sma": F.when(full(20), sma_tp),
-        # CCI's mean deviation needs the window's 20 typical prices themselves: as lags
-        # (offset frames, O(1) per row) they cost half of a sliding collect_list
-        **{f"_tp_lag{k}": F.lag(tp, k).over(w) for k in range(1, 20)},
-        "_pos": F.sum(F.when(tp > tpp, flow).otherwise(0.0)).over(rows_window(14)),
-        "_neg": F.sum(F.when(tp < tpp, flow).otherwise(0.0)).over(rows_window(14)),
-    }
-    out = out.select("*", *[e.alias(k) for k, e in more.items()])
-    dev = F.lit(0.0)  # summed oldest first, as the window's rows come
-    for k in range(19, 0, -1):
-        dev = dev + F.abs(F.col(f"_tp_lag{k}") - F.col("_tp_sma"))
-    mean_dev = (dev + F.abs(tp - F.col("_tp_sma"))) / 20
-    pos, neg = F.col("_pos"), F.col("_neg")
-    out = out.withColumn(
-        "cci_20",
-        F.when(F.col("_tp_sma").isNotNull(),
-               F.when(mean_dev != 0, (tp - F.col("_tp_sma")) / (0.015 * mean_dev)).otherwise(0.0)),
-    ).withColumn(
-        "mfi_14", F.when(full(15), F.when(pos + neg >= 1, 100 * pos / (pos + neg)).otherwise(0.0))
-    )
+def windowed_indicators(p: CodePanel, bars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The bounded-window indicators (SMA gaps, Bollinger, stochastics, Williams %R, CCI,
+    MFI, ROC) in the series view, TA-Lib's definitions; ``bars`` holds the series views of
+    ``adj_high``, ``adj_low``, ``adj_close``, ``adj_volume``. Null until the window is full."""
+    h, lo, c, v = (bars[k] for k in ("adj_high", "adj_low", "adj_close", "adj_volume"))
+    nan = np.nan
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for n in MA_WINDOWS:
+            out[f"sma_gap_{n}"] = np.where(p.full(n), c / rolling_mean(c, n) - 1, nan)
+        full20 = p.full(20)
+        mid, sd = rolling_mean(c, 20), rolling_std(c, 20, ddof=0)
+        out["bb_pctb_20"] = np.where(full20, div(c - (mid - 2 * sd), 4 * sd), nan)
+        out["bb_width_20"] = np.where(full20, div(4 * sd, mid), nan)
+        hh, ll = rolling_max(h, 14), rolling_min(lo, 14)
+        rng = hh - ll
+        full14 = p.full(14)
+        k = np.where(full14, np.where(rng != 0, 100 * (c - ll) / rng, 0.0), nan)
+        out["stoch_k_14"] = k
+        out["stoch_d_14"] = np.where(p.full(16), rolling_mean(k, 3), nan)
+        out["willr_14"] = np.where(full14, np.where(rng != 0, -100 * (hh - c) / rng, 0.0), nan)
+        tp = (h + lo + c) / 3
+        sma_tp = rolling_mean(tp, 20)
+        dev = np.zeros(tp.shape)
+        for j in range(19, 0, -1):  # |tp - sma| over the window's 20 rows, oldest first
+            dev += np.abs(shift(tp, j) - sma_tp)
+        mean_dev = (dev + np.abs(tp - sma_tp)) / 20
+        cci = np.where(mean_dev != 0, (tp - sma_tp) / (0.015 * mean_dev), 0.0)
+        out["cci_20"] = np.where(full20, cci, nan)
+        tpp = shift(tp, 1)
+        flow = tp * v
+        pos = rolling_sum(np.where(tp > tpp, flow, 0.0), 14)
+        neg = rolling_sum(np.where(tp < tpp, flow, 0.0), 14)
+        mfi = np.where(pos + neg >= 1, 100 * pos / (pos + neg), 0.0)
+        out["mfi_14"] = np.where(p.full(15), mfi, nan)
+        out["roc_12"] = np.where(p.full(13), 100 * (c / shift(c, 12) - 1), nan)
     return out
 
 
-def add_technical_features(df: DataFrame, since: dt.date | None = None) -> DataFrame:
-    """``df`` (silver price rows) plus ``FEATURES`` (definitions in ``configs/features.yaml``).
-
-    Rows without a trade get nulls; values on ``T`` use rows ``<= T`` within the
-    look-back only (see ``prices`` and this module's docstring). With ``since`` the
-    recursive indicators are computed for rows dated ``>= since`` only (null before):
-    for a build whose earlier rows are look-back, read to be cut away."""
-    base = prepare(df)
-    rec = recursive_indicators(base, since)
-    out = _windowed(base).join(rec, on=["date", "code"], how="left")
-    return finish(df, out, FEATURES)
+def technical_features(p: CodePanel, bars: dict[str, np.ndarray], recursive: dict[str, np.ndarray]
+                       ) -> dict[str, np.ndarray]:
+    """``FEATURES`` in the series view: the windowed indicators plus ``recursive`` (the
+    series views of ``epoch_indicators``' columns)."""
+    out = {**windowed_indicators(p, bars), **recursive}
+    return {k: out[k] for k in FEATURES}

@@ -13,6 +13,7 @@ from gogooku3.lake.errors import (
     LakeSchemaError,
     TableNotFound,
 )
+from gogooku3.lake.spec import CLUSTERED, TableSpec
 
 pytestmark = pytest.mark.spark
 
@@ -148,3 +149,38 @@ def test_lake_ls_lists_version_rows_and_dates(spark, lake_root, monkeypatch, cap
     lines = [ln.split() for ln in capsys.readouterr().out.splitlines()]
     assert lines[0][:3] == ["table", "version", "rows"]
     assert ["silver.indices_topix_daily", "1", "2", "2026-11-20..2026-11-24", "2"] in lines
+
+
+PANEL = TableSpec(  # a wide gold panel in miniature: float32 values, clustered by date
+    name="gold.test_panel",
+    columns=(("date", "date"), ("code", "string"), ("x", "float"), ("y", "float")),
+    primary_key=("date", "code"),
+    storage=CLUSTERED,
+)
+
+
+def panel_df(spark, dates, level):
+    rows = [(d, c, level + i, -level) for d in dates for i, c in enumerate(("13010", "72030"))]
+    return spark.createDataFrame(rows, PANEL.spark_ddl())
+
+
+def test_a_clustered_table_replaces_exactly_its_dates_without_a_partition_per_date(
+        spark, lake_root):
+    from pathlib import Path
+
+    spark_io.write_dates(panel_df(spark, [D1, D2, D3], 1.0), PANEL, [D1, D2, D3],
+                         lake_root=lake_root)
+    spark_io.write_dates(panel_df(spark, [D2], 5.0), PANEL, [D2], lake_root=lake_root)
+    # delta-rs replaces D3 with a data predicate as well
+    arrow = pa.Table.from_pylist(
+        [{"date": D3, "code": "13010", "x": 9.0, "y": -9.0}], schema=PANEL.arrow_schema())
+    deltars.write_dates(arrow, PANEL, [D3], lake_root=lake_root)
+    got = sorted(tuple(r) for r in spark_io.read_table(spark, PANEL, lake_root=lake_root).collect())
+    assert got == [(D1, "13010", 1.0, -1.0), (D1, "72030", 2.0, -1.0),
+                   (D2, "13010", 5.0, -5.0), (D2, "72030", 6.0, -5.0), (D3, "13010", 9.0, -9.0)]
+    table = deltars.read_table(PANEL, start=D2, end=D2, lake_root=lake_root)
+    assert table.schema.field("x").type == pa.float32() and table.num_rows == 2
+    path = Path(PANEL.path(lake_root))
+    assert not [p for p in path.iterdir() if p.name.startswith("date=")]
+    info = deltars.table_info(PANEL, lake_root=lake_root)
+    assert (info.rows, info.first_date, info.last_date, info.dates) == (5, D1, D3, 3)

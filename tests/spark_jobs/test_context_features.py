@@ -11,7 +11,8 @@ import pytest
 
 from gogooku3.jpx.calendar import offline_trading_days
 from gogooku3.lake import catalog
-from spark_jobs.features import fundamentals, market, peers, sector
+from spark_jobs.features import fundamentals, market, peers, sector, series
+from spark_jobs.features.sessions import CALENDAR_ANCHOR
 
 pytestmark = pytest.mark.spark
 
@@ -190,6 +191,16 @@ def sdata(spark, pdata):
     }
 
 
+def per_code(df, topix):
+    """The build's per-code pass over every row (its series features, returns, volume)."""
+    return series.series_features(df, market.market_series(topix), DAYS, DAYS[0], DAYS[0])
+
+
+@pytest.fixture(scope="module")
+def ser(sdata):
+    return per_code(sdata["df"], sdata["topix"]).cache()
+
+
 # ---- reference computations ----------------------------------------------------------
 
 
@@ -224,8 +235,8 @@ def frame(sdf) -> pd.DataFrame:
 # ---- market --------------------------------------------------------------------------
 
 
-def test_market_features_match_numpy(sdata, pdata):
-    got = frame(market.add_market_features(sdata["df"], sdata["topix"]))
+def test_market_features_match_numpy(ser, pdata):
+    got = frame(ser.select("date", "code", *market.FEATURES))
     assert len(got) == T * N and set(market.FEATURES) <= set(got.columns)
     tp = pdata["topix"].set_index("date")["close"]
     mret = {n: tp / tp.shift(n) - 1 for n in (1, 5, 20)}
@@ -269,8 +280,8 @@ def test_market_features_match_numpy(sdata, pdata):
 # ---- sector --------------------------------------------------------------------------
 
 
-def test_sector_features_use_membership_as_of_each_date(sdata, pdata):
-    got = frame(sector.add_sector_features(sdata["df"], sdata["master"]))
+def test_sector_features_use_membership_as_of_each_date(sdata, pdata, ser):
+    got = frame(sector.sector_features(ser, sdata["master"], DAYS[0]))
     assert len(got) == T * N and set(sector.FEATURES) <= set(got.columns)
     assert not [c for c in got.columns if c.startswith("_")]
     master = pdata["master"]
@@ -349,8 +360,9 @@ def test_flow_features_take_the_latest_publication_usable_on_each_date(sdata, pd
         DAYS[6] - (DAYS[2] - dt.timedelta(days=1))).days
 
 
-def test_margin_features_as_of_usable_date_per_code(sdata, pdata):
-    got = frame(fundamentals.add_margin_features(sdata["df"], sdata["margin"]))
+def test_margin_features_as_of_usable_date_per_code(sdata, pdata, ser):
+    got = frame(fundamentals.add_margin_features(ser.select("date", "code", "_adv20"),
+                                                 sdata["margin"]))
     m = pdata["margin"].sort_values(["code", "date", "as_of_date"]).copy()
     m["prev_long"] = m.groupby("code")["long_volume"].shift()
     m["prev_short"] = m.groupby("code")["short_volume"].shift()
@@ -448,9 +460,9 @@ def _ref_graph(prices: pd.DataFrame, snap: dt.date, k: int, window: int) -> pd.D
     return pd.DataFrame(rows, columns=["date", "code", "peer_code", "rank", "corr"])
 
 
-def test_peer_graph_neighbours_match_numpy_correlation_ranking(sdata, pdata):
-    graph = peers.build_peer_graph(sdata["df"], k=3, window=20, cadence=10).toPandas()
-    index = {d: len(offline_trading_days(peers.CALENDAR_ANCHOR, d)) - 1 for d in DAYS}
+def test_peer_graph_neighbours_match_numpy_correlation_ranking(ser, pdata):
+    graph = peers.build_peer_graph(ser, DAYS, k=3, window=20, cadence=10).toPandas()
+    index = {d: len(offline_trading_days(CALENDAR_ANCHOR, d)) - 1 for d in DAYS}
     expected_snaps = [d for d in DAYS if index[d] % 10 == 0 and DAYS.index(d) >= 20]
     snaps = sorted(graph["date"].unique())
     assert snaps == expected_snaps
@@ -472,11 +484,11 @@ def test_peer_graph_neighbours_match_numpy_correlation_ranking(sdata, pdata):
                                               rel=1e-9)
 
 
-def test_peer_graph_from_a_later_start_reproduces_the_same_snapshots(sdata, pdata):
-    full = peers.build_peer_graph(sdata["df"], k=3, window=20, cadence=10).toPandas()
+def test_peer_graph_from_a_later_start_reproduces_the_same_snapshots(ser, pdata):
+    full = peers.build_peer_graph(ser, DAYS, k=3, window=20, cadence=10).toPandas()
     start = DAYS[85]
-    part = peers.build_peer_graph(sdata["df"].filter(f"date >= '{DAYS[40]}'"), k=3, window=20,
-                                  cadence=10, start=start).toPandas()
+    part = peers.build_peer_graph(ser.filter(f"date >= '{DAYS[40]}'"), DAYS[40:], k=3,
+                                  window=20, cadence=10, start=start).toPandas()
     first = max(d for d in full["date"].unique() if d <= start)
     assert min(part["date"]) == first
     want = full[full["date"] >= first].sort_values(["date", "code", "rank"]).reset_index(drop=True)
@@ -484,10 +496,10 @@ def test_peer_graph_from_a_later_start_reproduces_the_same_snapshots(sdata, pdat
         part.sort_values(["date", "code", "rank"]).reset_index(drop=True), want)
 
 
-def test_peer_features_use_latest_snapshot_and_peer_returns_of_the_day(sdata, pdata):
-    graph_s = peers.build_peer_graph(sdata["df"], k=3, window=20, cadence=10)
+def test_peer_features_use_latest_snapshot_and_peer_returns_of_the_day(ser, pdata):
+    graph_s = peers.build_peer_graph(ser, DAYS, k=3, window=20, cadence=10)
     graph = graph_s.toPandas()
-    got = frame(peers.add_peer_features(sdata["df"], graph_s))
+    got = frame(peers.peer_features(ser.select("date", "code", "_r1", "_r5"), graph_s))
     r1, r5 = ref_returns(pdata["prices"], 1), ref_returns(pdata["prices"], 5)
     snaps = sorted(graph["date"].unique())
     exp = {c: pd.DataFrame(np.nan, index=DAYS, columns=CODES) for c in peers.FEATURES}
@@ -511,16 +523,23 @@ def test_peer_features_use_latest_snapshot_and_peer_returns_of_the_day(sdata, pd
 
 
 def _all_groups(spark, prices, topix, master, flows, margin, statements):
-    df = to_spark(spark, _base_rows(prices), "silver.equities_prices_daily").cache()
+    df = to_spark(spark, _base_rows(prices), "silver.equities_prices_daily")
     t = to_spark(spark, topix.assign(open=1.0, high=1.0, low=1.0), "silver.indices_topix_daily")
-    out = market.add_market_features(df, t)
-    out = sector.add_sector_features(out, to_spark(spark, master, "silver.equities_master_asof"))
-    out = fundamentals.add_flow_features(out, to_spark(spark, flows, "silver.investor_flows"))
-    out = fundamentals.add_margin_features(out, to_spark(spark, margin, "silver.margin_interest"))
-    out = fundamentals.add_statement_features(
-        out, to_spark(spark, statements, "silver.fins_statements"))
-    graph = peers.build_peer_graph(df, k=3, window=20, cadence=10)
-    out = peers.add_peer_features(out, graph)
+    out = per_code(df, t).cache()
+    keys = ["date", "code"]
+    graph = peers.build_peer_graph(out, DAYS, k=3, window=20, cadence=10)
+    for part in (
+        sector.sector_features(out, to_spark(spark, master, "silver.equities_master_asof"),
+                               DAYS[0]),
+        fundamentals.add_flow_features(out.select(keys), to_spark(spark, flows,
+                                                                   "silver.investor_flows")),
+        fundamentals.add_margin_features(out.select(*keys, "_adv20"),
+                                         to_spark(spark, margin, "silver.margin_interest")),
+        fundamentals.add_statement_features(
+            out.select(keys), to_spark(spark, statements, "silver.fins_statements")),
+        peers.peer_features(out.select(*keys, "_r1", "_r5"), graph),
+    ):
+        out = out.join(part.drop("_adv20"), on=keys, how="left")
     feats = market.FEATURES + sector.FEATURES + fundamentals.FEATURES + peers.FEATURES
     pdf = out.filter(f"date <= '{CUT}'").select("date", "code", *feats).toPandas()
     return pdf.sort_values(["date", "code"]).reset_index(drop=True), graph.filter(

@@ -22,10 +22,9 @@ import pytest
 import talib
 
 from gogooku3.jpx.calendar import offline_trading_days
-from spark_jobs.features import technical
-from spark_jobs.features.inputs import trading_index
-
-pytestmark = pytest.mark.spark
+from spark_jobs.features import market as market_group
+from spark_jobs.features import series, technical
+from spark_jobs.features.sessions import trading_index
 
 RTOL, ATOL = 1e-6, 1e-9
 SHORT = ("A0001", "A0002", "A0003")  # 190 traded rows: one seeding epoch
@@ -102,11 +101,14 @@ def market() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def computed(spark, market) -> pd.DataFrame:
-    sdf = spark.createDataFrame(
-        market, "date date, code string, adj_open double, adj_high double, adj_low double, "
-                "adj_close double, adj_volume double, is_traded boolean")
-    out = technical.add_technical_features(sdf).toPandas()
+def computed(market) -> pd.DataFrame:
+    """The build's per-code kernel (what its grouped pass runs on each bucket) on all codes
+    at once; every row is in range."""
+    rows = market.assign(volume=market["adj_volume"], turnover=market["adj_close"] * 1e3,
+                         upper_limit_hit=False, lower_limit_hit=False,
+                         **{k: np.nan for k in market_group.INDEX_COLUMNS})
+    out = series.code_series(rows.sample(frac=1.0, random_state=3), DAYS[0], DAYS[0])
+    out = out.merge(market[["date", "code", "is_traded"]], on=["date", "code"])
     return out.sort_values(["code", "date"]).reset_index(drop=True)
 
 

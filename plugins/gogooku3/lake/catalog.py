@@ -1,9 +1,10 @@
 """The one catalogue of lake tables: name, schema, partition columns, primary key.
 
 Every table lives at ``<lake_root>/<layer>/<name>`` (e.g. ``lake/silver/equities_prices_daily``).
-Panels are partitioned by ``date`` (the JST trade date the rows belong to) and keyed by
-``(date, code)``. Column types are short names mapped to Spark and Arrow types below,
-so both writers (Spark and delta-rs) enforce the same schema.
+Panels are replaced by ``date`` (the JST trade date the rows belong to) and keyed by
+``(date, code)``; bronze and silver keep a Delta partition per date, the wide gold panels
+are clustered by date in few large files (``gogooku3.lake.spec``). Column types are the
+short names of ``spec.TYPES``, so both writers (Spark and delta-rs) enforce one schema.
 
 Bronze keeps J-Quants v2 column names (spec: jpx-jquants.com/en/spec) typed, plus the
 partition column ``date`` and ingest metadata. Delta (and Spark) column names are
@@ -14,20 +15,12 @@ partition field it *is* the ``date`` column; elsewhere (margin interest) it is r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-import pyarrow as pa
+from gogooku3.lake.features_schema import features_table
+from gogooku3.lake.spec import CLUSTERED, TYPES, TableSpec
 
-# short type name -> (Spark DDL type, Arrow type)
-TYPES: dict[str, tuple[str, pa.DataType]] = {
-    "string": ("STRING", pa.string()),
-    "date": ("DATE", pa.date32()),
-    "timestamp": ("TIMESTAMP", pa.timestamp("us", tz="UTC")),
-    "double": ("DOUBLE", pa.float64()),
-    "long": ("BIGINT", pa.int64()),
-    "int": ("INT", pa.int32()),
-    "boolean": ("BOOLEAN", pa.bool_()),
-}
+__all__ = ["TYPES", "TableSpec", "UnknownTableError", "table", "tables"]
 
 INGEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_ingested_at", "timestamp"),
@@ -40,63 +33,6 @@ class UnknownTableError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """A lake table: ``name`` is ``layer.table`` (e.g. ``silver.equities_prices_daily``).
-
-    ``columns`` are ``(name, type)`` pairs in storage order; ``nullable`` columns
-    may hold nulls (keys never may). ``partition_by`` is ``("date",)`` for daily
-    panels or ``()`` for small tables replaced whole.
-    """
-
-    name: str
-    columns: tuple[tuple[str, str], ...]
-    primary_key: tuple[str, ...]
-    partition_by: tuple[str, ...] = ("date",)
-    description: str = ""
-    not_null: tuple[str, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        names = [c for c, _ in self.columns]
-        for col in (*self.primary_key, *self.partition_by, *self.not_null):
-            if col not in names:
-                raise ValueError(f"{self.name}: key/partition column {col!r} not in schema")
-        if not set(self.partition_by) <= set(self.primary_key):
-            # a date's rows never share a key with another date's (writers check keys per date)
-            raise ValueError(f"{self.name}: partition columns must be part of the primary key")
-        for col, typ in self.columns:
-            if typ not in TYPES:
-                raise ValueError(f"{self.name}.{col}: unknown type {typ!r}")
-
-    @property
-    def layer(self) -> str:
-        return self.name.split(".", 1)[0]
-
-    @property
-    def short_name(self) -> str:
-        return self.name.split(".", 1)[1]
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c for c, _ in self.columns]
-
-    @property
-    def required(self) -> frozenset[str]:
-        """Columns that must never be null: keys, partitions and declared not-null."""
-        return frozenset((*self.primary_key, *self.partition_by, *self.not_null))
-
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema(
-            [pa.field(c, TYPES[t][1], nullable=c not in self.required) for c, t in self.columns]
-        )
-
-    def spark_ddl(self) -> str:
-        return ", ".join(f"`{c}` {TYPES[t][0]}" for c, t in self.columns)
-
-    def path(self, lake_root: str) -> str:
-        return f"{lake_root.rstrip('/')}/{self.layer}/{self.short_name}"
 
 
 def _cols(spec: str) -> tuple[tuple[str, str], ...]:
@@ -232,6 +168,7 @@ _TABLES = [
         ),
         primary_key=("date", "code"),
         description="forward adjusted close-to-close returns; the only look-ahead columns",
+        storage=CLUSTERED,
     ),
     TableSpec(
         name="gold.peer_graph",
@@ -262,30 +199,20 @@ _TABLES = [
 
 _CATALOGUE: dict[str, TableSpec] = {t.name: t for t in _TABLES}
 
-
-def register(spec: TableSpec) -> TableSpec:
-    """Add a table whose schema is built from config (e.g. ``gold.features``)."""
-    _CATALOGUE[spec.name] = spec
-    return spec
+#: tables whose schema comes from config: built on first use, here and nowhere else
+_CONFIGURED: dict[str, Callable[[], TableSpec]] = {"gold.features": features_table}
+_LAYERS = ("bronze", "silver", "gold", "quality")
 
 
 def table(name: str) -> TableSpec:
     """The spec for ``name`` (``layer.table``); raises ``UnknownTableError`` naming it."""
-    try:
-        return _CATALOGUE[name]
-    except KeyError:
-        if name == "gold.features":
-            from gogooku3.lake.features_schema import features_table
-
-            return register(features_table())
-        raise UnknownTableError(
-            f"unknown lake table {name!r}; known: {', '.join(sorted(_CATALOGUE))}"
-        ) from None
-
-
-#: tables whose schema comes from config, registered on first use
-_CONFIGURED = ("gold.features",)
-_LAYERS = ("bronze", "silver", "gold", "quality")
+    spec = _CATALOGUE.get(name)
+    if spec is None and name in _CONFIGURED:
+        spec = _CATALOGUE[name] = _CONFIGURED[name]()
+    if spec is None:
+        known = sorted({*_CATALOGUE, *_CONFIGURED})
+        raise UnknownTableError(f"unknown lake table {name!r}; known: {', '.join(known)}")
+    return spec
 
 
 def tables() -> list[TableSpec]:

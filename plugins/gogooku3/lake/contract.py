@@ -12,14 +12,15 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from gogooku3.lake.catalog import TableSpec
 from gogooku3.lake.errors import LakeDateError, LakeSchemaError
+from gogooku3.lake.spec import TableSpec
 
 _ARROW_NAMES = {
     pa.string(): "string",
     pa.large_string(): "string",
     pa.date32(): "date",
     pa.float64(): "double",
+    pa.float32(): "float",
     pa.int64(): "long",
     pa.int32(): "int",
     pa.bool_(): "boolean",
@@ -30,6 +31,7 @@ _SPARK_NAMES = {
     "DateType": "date",
     "TimestampType": "timestamp",
     "DoubleType": "double",
+    "FloatType": "float",
     "LongType": "long",
     "IntegerType": "int",
     "BooleanType": "boolean",

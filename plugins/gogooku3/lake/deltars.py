@@ -17,13 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gogooku3.lake import catalog, contract
-from gogooku3.lake.catalog import TableSpec
 from gogooku3.lake.errors import LakeDateError, LakeDuplicateKeyError, TableNotFound
+from gogooku3.lake.spec import TableSpec
 from gogooku3.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TableNotFound", "read_table", "write_dates", "table_info", "TableInfo"]
+__all__ = ["TableNotFound", "read_table", "write_dates", "table_dates", "table_info", "TableInfo"]
 
 
 def _spec(table: str | TableSpec) -> TableSpec:
@@ -92,11 +92,13 @@ def write_dates(
     _check_unique(spec, data, owned)
     path = spec.path(_root(lake_root))
     if owned is not None:
+        if not spec.delta_partitions:  # clustered: one file, rows in key order
+            data = data.sort_by([(k, "ascending") for k in spec.primary_key])
         write_deltalake(
             path,
             data,
             mode="overwrite",
-            partition_by=list(spec.partition_by),
+            partition_by=list(spec.delta_partitions) or None,
             predicate=contract.replace_predicate(spec, owned),
         )
     else:
@@ -128,8 +130,30 @@ class TableInfo:
     dates: int
 
 
+def table_dates(table: str | TableSpec, lake_root: str | None = None) -> list[dt.date]:
+    """The sorted dates that hold rows of a date-keyed ``table``: from the Delta log's
+    partition values (no data read), or for a clustered table from its ``date`` column.
+    Raises ``TableNotFound`` naming the table if it has not been written."""
+    spec = _spec(table)
+    if not spec.partition_by:
+        raise LakeDateError(f"{spec.name}: not partitioned by date; it has no dates")
+    return _dates(spec, _open(spec, lake_root))
+
+
+def _dates(spec: TableSpec, table) -> list[dt.date]:
+    if not spec.delta_partitions:  # clustered: the date column itself
+        col = table.to_pyarrow_dataset().to_table(columns=list(spec.partition_by)).column(0)
+        return sorted(pc.unique(col).to_pylist())
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if not actions.num_rows:
+        return []
+    raw = actions.column("partition.date").to_pylist()
+    return sorted({d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in raw})
+
+
 def table_info(table: str | TableSpec, lake_root: str | None = None) -> TableInfo:
-    """Version, row count and date range from the Delta log (no data files read)."""
+    """Version, row count and date range from the Delta log (for a clustered table the
+    dates come from its ``date`` column)."""
     spec = _spec(table)
     try:
         dt_ = _open(spec, lake_root)
@@ -137,10 +161,7 @@ def table_info(table: str | TableSpec, lake_root: str | None = None) -> TableInf
         return TableInfo(spec.name, None, 0, None, None, 0)
     actions = pa.table(dt_.get_add_actions(flatten=True))
     rows = int(pc.sum(actions.column("num_records")).as_py() or 0) if actions.num_rows else 0
-    dates: list[dt.date] = []
-    if spec.partition_by and actions.num_rows:
-        raw = actions.column("partition.date").to_pylist()
-        dates = sorted({d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in raw})
+    dates = _dates(spec, dt_) if spec.partition_by and actions.num_rows else []
     return TableInfo(
         spec.name, dt_.version(), rows, dates[0] if dates else None,
         dates[-1] if dates else None, len(dates),

@@ -1,7 +1,8 @@
 """``gold.features`` schema, built from the feature catalogue ``configs/features.yaml``.
 
 Columns: ``date``, ``code``, every raw feature in catalogue order, then ``<name>_cs_z``
-for each, then ``<name>_cs_rank`` for each (all doubles). The job checks that what it
+for each, then ``<name>_cs_rank`` for each. Features are computed in float64 and stored
+as float32 (what the model reads); the table is clustered by date (``lake.spec``). The job checks that what it
 computes equals this list, so the catalogue, the schema and the code cannot drift apart.
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from gogooku3.lake.catalog import TableSpec
+from gogooku3.lake.spec import CLUSTERED, TableSpec
 from gogooku3.settings import PROJECT_ROOT
 
 FEATURES_YAML = PROJECT_ROOT / "configs" / "features.yaml"
@@ -79,10 +80,11 @@ def features_table(path: Path | str = FEATURES_YAML) -> TableSpec:
     cols = [*names, *[f"{n}_cs_z" for n in names], *[f"{n}_cs_rank" for n in names]]
     return TableSpec(
         name="gold.features",
-        columns=(("date", "date"), ("code", "string"), *[(c, "double") for c in cols]),
+        columns=(("date", "date"), ("code", "string"), *[(c, "float") for c in cols]),
         primary_key=("date", "code"),
         description=(
             "point-in-time features per (date, code): raw, same-day winsorized z-score "
             "(_cs_z) and percentile rank (_cs_rank); catalogue configs/features.yaml"
         ),
+        storage=CLUSTERED,
     )

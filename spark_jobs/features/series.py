@@ -1,0 +1,112 @@
+"""The build's per-code pass: every series feature of a code in one grouped-map UDF.
+
+Codes are hashed into ``spark.sql.shuffle.partitions`` buckets and each bucket is one
+call of ``code_series`` (pure pandas/numpy): its codes' rows become ``CodePanel``s and
+every group — prices, technical (windowed and recursive), volume, the stock side of the
+market group — is a vectorized kernel over them. The trailing returns (1/5/20/60 rows)
+are computed once here and handed on as ``_r1``/``_r5``/``_r20`` to the sector and peer
+passes, the 20-row average raw volume as ``_adv20`` to the margin group.
+
+Only rows dated ``>= emit_from`` leave the pass (the build's range plus the few weeks of
+returns the sector windows and the first peer snapshot need); their feature columns are
+filled from ``start`` on. A code's values do not depend on its bucket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StructField, StructType
+
+from spark_jobs.features import market, prices, technical, volume
+from spark_jobs.features.sessions import trading_index
+from spark_jobs.features.windows import BAR_COLUMNS, CodePanel, trailing_returns, trailing_sum
+
+FEATURES: list[str] = [*prices.FEATURES, *technical.FEATURES, *volume.FEATURES, *market.FEATURES]
+#: helper columns handed to the later passes
+CARRIED: list[str] = ["_r1", "_r5", "_r20", "_adv20"]
+INPUT_COLUMNS: list[str] = [
+    "date", "code", *BAR_COLUMNS, "adj_volume", "volume", "turnover",
+    "upper_limit_hit", "lower_limit_hit", "is_traded",
+]
+ADV_WINDOW = 20
+
+
+def _trailing_mean(x: np.ndarray, n: int) -> np.ndarray:
+    """Rows view: mean of the non-null values among the last ``n`` positions (fewer at a
+    code's first rows); NaN when there is none."""
+    have = np.isfinite(x)
+    s = trailing_sum(np.where(have, x, 0.0), n)
+    k = trailing_sum(have.astype(float), n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, s / k, np.nan)
+
+
+def code_series(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
+                tidx: Mapping[dt.date, int] | None = None) -> pd.DataFrame:
+    """One bucket's price rows (``INPUT_COLUMNS`` + ``market.INDEX_COLUMNS``) →
+    ``date, code, FEATURES, CARRIED`` for its rows dated ``>= emit_from`` (module
+    docstring); the features are null before ``start``. ``tidx`` maps every date of
+    ``pdf`` to its ``_tidx`` (computed from the offline calendar without it)."""
+    pdf = pdf.sort_values(["code", "date"], kind="stable").reset_index(drop=True)
+    dates, codes = pdf["date"].to_numpy(), pdf["code"].to_numpy()
+    col = {k: pdf[k].to_numpy(dtype=float, na_value=np.nan) for k in
+           (*BAR_COLUMNS, "adj_volume", "volume", "turnover", *market.INDEX_COLUMNS)}
+    for k in ("upper_limit_hit", "lower_limit_hit"):
+        col[k] = pdf[k].fillna(False).to_numpy(dtype=float)
+    traded = pdf["is_traded"].fillna(False).to_numpy(dtype=bool)
+    for k in BAR_COLUMNS:
+        traded &= np.isfinite(col[k])
+    tidx = pdf["date"].map(tidx or trading_index(dates)).to_numpy(dtype=np.int64)
+    p = CodePanel.from_rows(codes, tidx, traded)
+    bars = {k: p.series(col[k]) for k in (*BAR_COLUMNS, "adj_volume", "turnover",
+                                          "upper_limit_hit", "lower_limit_hit")}
+    wanted = dates >= start
+    rec = np.full(len(pdf), np.nan)
+    rec_series = {}
+    ohlcv = [col[k][traded] for k in (*BAR_COLUMNS, "adj_volume")]
+    values = technical.recursive_values(p.row_code[traded], tidx[traded], ohlcv, wanted[traded])
+    for k, v in values.items():
+        rec = np.full(len(pdf), np.nan)
+        rec[traded] = v
+        rec_series[k] = p.series(rec)
+    series = {**prices.price_features(p, bars), **technical.technical_features(p, bars, rec_series),
+              **volume.volume_features(p, bars)}
+    out = {k: p.from_series_view(v) for k, v in series.items()}
+    rets = trailing_returns(p.rows(col["adj_close"]), (1, 5, 20, 60))
+    index = {k: p.rows(col[k]) for k in market.INDEX_COLUMNS}
+    out |= {k: p.from_rows_view(v) for k, v in market.market_relative(rets, index).items()}
+    out |= {k: col[k] for k in market.INDEX_COLUMNS if k in market.FEATURES}
+    keep = dates >= emit_from
+    cols: dict[str, np.ndarray] = {"date": dates[keep], "code": codes[keep]}
+    late = wanted[keep]
+    for k in FEATURES:
+        v = out[k][keep]
+        cols[k] = np.where(late & np.isfinite(v), v, np.nan)
+    for n in (1, 5, 20):
+        cols[f"_r{n}"] = p.from_rows_view(rets[n])[keep]
+    cols["_adv20"] = p.from_rows_view(_trailing_mean(p.rows(col["volume"]), ADV_WINDOW))[keep]
+    return pd.DataFrame(cols)
+
+
+def series_features(prices_df: DataFrame, index: DataFrame, dates: list[dt.date],
+                    start: dt.date, emit_from: dt.date) -> DataFrame:
+    """``date, code, FEATURES, CARRIED`` for the rows of ``prices_df`` (silver price rows
+    with their look-back, dated among ``dates``) dated ``>= emit_from``; ``index`` is
+    ``market.market_series``. The trading-day index of ``dates`` is computed here, on the
+    driver, and shipped with the function (no calendar in the Python workers)."""
+    tidx = trading_index(dates)
+    schema = StructType([
+        prices_df.schema["date"], prices_df.schema["code"],
+        *[StructField(k, DoubleType()) for k in (*FEATURES, *CARRIED)],
+    ])
+    buckets = int(prices_df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    rows = prices_df.select(*INPUT_COLUMNS).join(F.broadcast(index), on="date", how="left")
+    rows = rows.withColumn("_bucket", F.pmod(F.xxhash64("code"), F.lit(buckets)))
+    return rows.groupBy("_bucket").applyInPandas(
+        lambda pdf: code_series(pdf.drop(columns="_bucket"), start, emit_from, tidx), schema)
