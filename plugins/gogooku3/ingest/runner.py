@@ -165,17 +165,20 @@ async def fetch_endpoint(
             table = bz.typed_table(res[0], ep, source=source, ingested_at=now)
     else:
         desc = f"{ep.name} {qdays[0]}..{qdays[-1]}" if progress else None
-        res = await client.get_many(ep.path, [ep.params_for_day(d) for d in qdays],
-                                    progress=desc, return_errors=True, as_table=True,
-                                    fields=fields)
+        asked = [(d, q) for d in qdays for q in ep.day_queries(d, cal)]
+        res = await client.get_many(ep.path, [q for _, q in asked], progress=desc,
+                                    return_errors=True, as_table=True, fields=fields)
         parts = []
-        for d, raw in zip(qdays, res, strict=True):
+        for (d, _), raw in zip(asked, res, strict=True):
+            if d in errors:
+                continue
             if isinstance(raw, JQuantsError):
                 errors[d] = str(raw)
                 transient.append(d)
                 continue
             try:
-                parts.append(bz.typed_table(raw, ep, source=source, ingested_at=now, day=d))
+                parts.append(bz.typed_table(raw, ep, source=source, ingested_at=now, day=d,
+                                            calendar=cal))
             except bz.BronzeError as exc:
                 errors[d] = str(exc)
         table = pa.concat_tables(parts) if parts else \
@@ -579,12 +582,14 @@ async def _ingest_range(start, end, *, source, path, endpoints, lake_root, clien
         elif source == "files":
             if not path:
                 raise ValueError("--source files needs a PATH")
-            lo = start - dt.timedelta(days=15)
-            files = bz.load_files(path, eps, lo, end, ingested_at=dt.datetime.now(dt.UTC))
-            if "calendar" in files and files["calendar"].num_rows:
-                cal_t = files["calendar"]
-                bz.write_bronze(cal_t, endpoint("calendar"),
-                                sorted(set(cal_t.column("date").to_pylist())), lake_root)
+            lo, now = start - dt.timedelta(days=15), dt.datetime.now(dt.UTC)
+            cal_ep = [e for e in eps if e.name == "calendar"]
+            cal_t = bz.load_files(path, cal_ep, lo, end, ingested_at=now).get("calendar")
+            if cal_t is not None and cal_t.num_rows:
+                bz.write_bronze(cal_t, cal_ep[0], sorted(set(cal_t.column("date").to_pylist())),
+                                lake_root)
+            files = bz.load_files(path, [e for e in eps if e.name != "calendar"], lo, end,
+                                  ingested_at=now, calendar=TradingCalendar.from_lake(lake_root))
         else:
             raise ValueError(f"unknown source {source!r}; use 'api' or 'files'")
         cal = TradingCalendar.from_lake(lake_root)

@@ -5,7 +5,11 @@ fin-summary, eq-investor-types, mkt-margin-interest). Query styles:
 
 * ``by_date``   one request per day with ``date=`` for all codes (the cheapest way to
                 spend a requests-per-minute budget: ~1 request per trade date);
-* ``by_pub``    one request per day with ``published_date=`` (margin interest);
+* ``by_pub``    margin interest (``gogooku3.jpx.margin``): for a publication day, one
+                ``published_date=`` request (daily era, from 2026-09-25) plus one
+                ``date=`` request per record date whose weekly balance JPX published that
+                day (weekly era: the service has no ``PubDate`` there and answers
+                ``published_date=`` with nothing);
 * ``by_range``  one request for the whole range with ``from=``/``to=`` (small tables).
 
 ``partition_field`` is the response field whose value becomes the bronze ``date``
@@ -14,6 +18,8 @@ are case-insensitive; ``renames`` maps other colliding fields). ``days`` says wh
 calendar's trade dates) or ``calendar`` (every day, since disclosures and publications
 also happen on non-trading days). ``dense`` endpoints must answer every trade date:
 an empty page for a trading day is an error, not an empty partition.
+``derives_publication``: rows without the partition field (weekly margin records) take
+the publication date derived from their record date.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
+
+from gogooku3.jpx.calendar import TradingCalendar
+from gogooku3.jpx.margin import DAILY_FROM, weekly_records_published_on
 
 QueryStyle = Literal["by_date", "by_pub", "by_range"]
 
@@ -44,6 +53,7 @@ class Endpoint:
     days: Literal["trading", "calendar"] = "trading"
     dense: bool = False
     renames: tuple[tuple[str, str], ...] = ()
+    derives_publication: bool = False
 
     def bronze_name(self, field: str) -> str:
         """Bronze column of API ``field``: the partition field is ``date``; see ``renames``."""
@@ -51,12 +61,14 @@ class Endpoint:
             return "date"
         return dict(self.renames).get(field, field)
 
-    def params_for_day(self, day: dt.date) -> dict[str, str]:
-        """Query of a by-day endpoint for ``day`` (dates sent as ``YYYY-MM-DD``)."""
+    def day_queries(self, day: dt.date, cal: TradingCalendar) -> list[dict[str, str]]:
+        """Queries of a by-day endpoint whose rows belong to ``day`` (``YYYY-MM-DD``);
+        possibly none (a weekly-era margin day that published nothing)."""
         if self.style == "by_date":
-            return {"date": day.isoformat()}
+            return [{"date": day.isoformat()}]
         if self.style == "by_pub":
-            return {"published_date": day.isoformat()}
+            out = [{"published_date": day.isoformat()}] if day >= DAILY_FROM else []
+            return out + [{"date": r.isoformat()} for r in weekly_records_published_on(day, cal)]
         raise ValueError(f"{self.name}: {self.path} is queried by range, not by day")
 
     def params_for_range(self, start: dt.date, end: dt.date) -> dict[str, str]:
@@ -82,7 +94,8 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("investor_types", "/equities/investor-types", "bronze.investor_types",
                  "PubDate", "by_range", days="calendar"),
         Endpoint("margin_interest", "/markets/margin-interest", "bronze.margin_interest",
-                 "PubDate", "by_pub", days="calendar", renames=(("Date", "AsOfDate"),)),
+                 "PubDate", "by_pub", days="calendar", renames=(("Date", "AsOfDate"),),
+                 derives_publication=True),
     )
 }
 

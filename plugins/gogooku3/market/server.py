@@ -234,6 +234,11 @@ class MarketAPI:
         lo, hi = self._range(q)
         if code is None and day is None and pub is None:
             raise BadRequest("one of 'code', 'date' or 'published_date' is required")
+        if pub is not None and (day is not None or lo is not None or hi is not None):
+            raise BadRequest("'published_date' cannot be combined with 'date', 'from' or 'to'")
+        if (lo is not None or hi is not None) and code is None:
+            raise BadRequest("'from'/'to' need 'code'")
+        # weekly-era rows have an empty PubDate: published_date= never finds them
         out = self.m.margin
         if day is not None:
             out = out[out["Date"] == day.isoformat()]

@@ -327,7 +327,7 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
     shares_out = 1e6 * rng.integers(10, 510, size=N)
     fins = fins_frame(disc, days, u.codes, listed, C, shares_out)
     investor = investor_frame(days, mkt, rng)
-    margin = margin_frame(days, u.codes, listed, vo, rng)
+    margin = margin_frame(days, u.codes, listed, vo, C, rng)
     effective = pd.DataFrame({
         "Code": code_obj[disc.stock], "DiscDate": date_str[disc.day], "DiscTime": disc.time,
         "EffDate": np.append(date_str, None)[disc.effective],

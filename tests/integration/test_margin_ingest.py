@@ -1,0 +1,67 @@
+"""Margin interest over HTTP across the switch from weekly (no PubDate) to daily history."""
+
+import datetime as dt
+
+import pytest
+import requests
+
+from gogooku3.ingest.runner import ingest_range
+from gogooku3.jquants.client import JQuantsClient
+from gogooku3.lake import deltars
+from gogooku3.market.server import serve_in_thread
+from gogooku3.market.sim import MarketConfig, simulate_market
+
+KEY = "margin-key"
+d = dt.date
+
+
+@pytest.fixture(scope="module")
+def served():
+    market = simulate_market(MarketConfig(stocks=10, start=d(2026, 8, 3), end=d(2026, 10, 9),
+                                          seed=3))
+    with serve_in_thread(market, KEY) as (url, _):
+        yield market, url
+
+
+def test_server_answers_published_date_only_in_the_daily_era(served):
+    market, url = served
+
+    def rows(**q):
+        r = requests.get(f"{url}/markets/margin-interest", params=q, headers={"x-api-key": KEY})
+        r.raise_for_status()
+        return r.json()["data"]
+
+    assert rows(published_date="2026-09-15") == []  # the weekly record of 09-11 is public
+    weekly = rows(date="2026-09-11")
+    assert len(weekly) == 10 and {r["PubDate"] for r in weekly} == {""}
+    assert {r["ShrtVal"] for r in weekly} == {None}
+    daily = rows(published_date="2026-09-29")
+    assert {r["Date"] for r in daily} == {"2026-09-28"} and all(r["ShrtVal"] for r in daily)
+    bad = requests.get(f"{url}/markets/margin-interest", headers={"x-api-key": KEY},
+                       params={"published_date": "2026-09-29", "date": "2026-09-28"})
+    assert bad.status_code == 400
+
+
+def test_silver_margin_is_usable_the_trade_date_after_publication_in_both_eras(served,
+                                                                              lake_root):
+    market, url = served
+    client = JQuantsClient(url, KEY, max_concurrent=4)
+    summary = ingest_range(d(2026, 9, 7), d(2026, 10, 6), client=client, lake_root=lake_root,
+                           endpoints=["calendar", "margin_interest"])
+    assert summary.ok, summary.failed
+    rows = deltars.read_table("silver.margin_interest", lake_root=lake_root).to_pylist()
+    usable = {}
+    for r in rows:
+        usable.setdefault(r["as_of_date"], set()).add((r["date"], r["published_date"]))
+    # weekly: JPX published on the 2nd business day of the next week (derived here)
+    assert usable[d(2026, 9, 4)] == {(d(2026, 9, 9), d(2026, 9, 8))}
+    assert usable[d(2026, 9, 11)] == {(d(2026, 9, 16), d(2026, 9, 15))}
+    assert usable[d(2026, 9, 18)] == {(d(2026, 9, 28), d(2026, 9, 25))}  # over Silver Week
+    # daily: PubDate as served (the simulator publishes on the next trade date)
+    assert usable[d(2026, 9, 25)] == {(d(2026, 9, 29), d(2026, 9, 28))}
+    assert usable[d(2026, 10, 2)] == {(d(2026, 10, 6), d(2026, 10, 5))}
+    assert max(usable) == d(2026, 10, 2)  # 10-05's balance is usable only after the range
+    assert all(len(v) == 1 for v in usable.values())
+    assert len(rows) == 10 * len(usable)
+    bronze = deltars.read_table("bronze.margin_interest", lake_root=lake_root).to_pylist()
+    assert {r["PubDate"] for r in bronze if r["AsOfDate"] < d(2026, 9, 25)} == {None}
