@@ -36,7 +36,8 @@ import pyarrow.json as pajson  # noqa: E402
 from gogooku3.ingest.bronze import page_fields  # noqa: E402
 from gogooku3.jquants import client  # noqa: E402
 from gogooku3.jquants.endpoints import endpoint  # noqa: E402
-from gogooku3.market.server import GZIP_LEVEL, _records  # noqa: E402
+from gogooku3.market.queries import records as _records  # noqa: E402
+from gogooku3.market.server import GZIP_LEVEL  # noqa: E402
 from gogooku3.market.sim import MarketConfig, simulate_market  # noqa: E402
 
 

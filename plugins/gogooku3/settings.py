@@ -10,7 +10,7 @@ working directory.
 
 Environment variables (each field also accepts ``GOGOOKU_<FIELD>``):
 ``GOGOOKU_LAKE``, ``JQUANTS_API_URL``, ``JQUANTS_API_KEY``,
-``JQUANTS_MAX_CONCURRENT``, ``JQUANTS_REQUESTS_PER_MINUTE``, ``SPARK_MASTER``,
+``JQUANTS_MAX_CONCURRENT``, ``JQUANTS_REQUESTS_PER_MINUTE``, ``JQUANTS_PLAN``, ``SPARK_MASTER``,
 ``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``CLICKHOUSE_URL``.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -31,7 +31,6 @@ from pydantic_settings import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET_FIELDS = frozenset({"jquants_api_key"})
-PATH_FIELDS = ("lake_root", "spark_event_log_dir", "cache_dir")
 
 
 class SettingsError(ValueError):
@@ -88,6 +87,11 @@ class Settings(BaseSettings):
     jquants_requests_per_minute: int | None = _env(
         "jquants_requests_per_minute", None, "JQUANTS_REQUESTS_PER_MINUTE"
     )
+    #: free | light | standard | premium: the endpoints ingested by default and the default
+    #: requests per minute (``gogooku3.jquants.endpoints.PLANS``); unset = every endpoint
+    #: and no pace (the simulated server)
+    jquants_plan: Literal["free", "light", "standard", "premium"] | None = _env(
+        "jquants_plan", None, "JQUANTS_PLAN")
     spark_master: str = _env("spark_master", "local[*]", "SPARK_MASTER")
     spark_shuffle_partitions: int = _env("spark_shuffle_partitions", 8)
     spark_driver_memory: str = _env("spark_driver_memory", "4g")
@@ -103,6 +107,29 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("must be >= 1")
         return value
+
+    @field_validator("jquants_plan", mode="before")
+    @classmethod
+    def _plan_name(cls, value: Any) -> Any:
+        return (value.strip().lower() or None) if isinstance(value, str) else value
+
+    @property
+    def requests_per_minute(self) -> int | None:
+        """``jquants_requests_per_minute`` if set, else the plan's limit (None: no pace)."""
+        if self.jquants_requests_per_minute is not None:
+            return self.jquants_requests_per_minute
+        if self.jquants_plan is None:
+            return None
+        from gogooku3.jquants.endpoints import PLANS
+
+        return PLANS[self.jquants_plan].requests_per_minute
+
+    @property
+    def ingest_endpoints(self) -> tuple[str, ...]:
+        """Endpoints ingested when none are named: the plan's (every one when unset)."""
+        from gogooku3.jquants.endpoints import plan_endpoints
+
+        return plan_endpoints(self.jquants_plan)
 
     @classmethod
     def settings_customise_sources(

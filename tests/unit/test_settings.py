@@ -61,3 +61,20 @@ def test_config_get_prints_one_value(config_file, monkeypatch, capsys):
     assert main(["config", "get", "mlflow_tracking_uri"]) == 0
     assert capsys.readouterr().out.strip() == "http://mlflow:5000"
     assert main(["config", "get", "nope"]) == 2
+
+
+def test_plan_sets_the_endpoints_and_the_default_requests_per_minute(monkeypatch):
+    monkeypatch.setenv("JQUANTS_PLAN", "Light")
+    s = load_settings()
+    assert s.jquants_plan == "light" and s.requests_per_minute == 60
+    assert "margin_interest" not in s.ingest_endpoints and "topix" in s.ingest_endpoints
+    assert load_settings(jquants_plan="free").ingest_endpoints == (
+        "calendar", "master", "bars_daily", "fins_summary")
+    assert load_settings(jquants_plan="standard", jquants_requests_per_minute=30
+                         ).requests_per_minute == 30
+    assert load_settings(jquants_plan="premium").requests_per_minute == 500
+    monkeypatch.delenv("JQUANTS_PLAN")
+    unset = load_settings()
+    assert unset.requests_per_minute is None and "margin_interest" in unset.ingest_endpoints
+    with pytest.raises(SettingsError, match="jquants_plan"):
+        load_settings(jquants_plan="gold")

@@ -41,8 +41,8 @@ from gogooku3.ingest import bronze as bz
 from gogooku3.ingest import silver as sv
 from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.jquants.client import JQuantsClient
-from gogooku3.jquants.endpoints import DEFAULT_ENDPOINTS, Endpoint, endpoint
-from gogooku3.jquants.errors import JQuantsError
+from gogooku3.jquants.endpoints import FETCHED_ENDPOINTS, Endpoint, endpoint
+from gogooku3.jquants.errors import JQuantsAuthError, JQuantsError
 from gogooku3.lake import catalog, deltars
 from gogooku3.quality import gate as qg
 from gogooku3.quality.suites import SuiteContext
@@ -76,6 +76,7 @@ class IngestSummary:
     gx_seconds: float = 0.0
     requests: int = 0
     retries: int = 0
+    not_in_plan: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -100,7 +101,13 @@ class IngestSummary:
 
 
 def _endpoints(names: Iterable[str] | None) -> list[Endpoint]:
-    return [endpoint(n) for n in (names or DEFAULT_ENDPOINTS)]
+    return [endpoint(n) for n in (names or get_settings().ingest_endpoints)]
+
+
+def not_in_plan_line(name: str) -> str:
+    """The one line that says an endpoint answered 403 and was skipped."""
+    return (f"{name} is not in your plan (HTTP 403): skipped; "
+            "set JQUANTS_PLAN or --endpoints")
 
 
 # ---- fetching ---------------------------------------------------------------------------
@@ -118,10 +125,11 @@ class Fetched:
     owned: dict[str, list[dt.date]] = field(default_factory=dict)
     errors: dict[str, dict[dt.date, str]] = field(default_factory=dict)
     transient: dict[str, list[dt.date]] = field(default_factory=dict)
+    not_in_plan: dict[str, str] = field(default_factory=dict)
 
     def merge(self, other: Fetched) -> Fetched:
         """This chunk with ``other``'s endpoints added (one fetch task per endpoint)."""
-        for attr in ("tables", "owned", "errors", "transient"):
+        for attr in ("tables", "owned", "errors", "transient", "not_in_plan"):
             getattr(self, attr).update(getattr(other, attr))
         return self
 
@@ -195,8 +203,21 @@ async def fetch_api(
     cal: TradingCalendar,
     progress: bool = False,
 ) -> Fetched:
-    """``fetch_endpoint`` for every endpoint in ``eps`` at once, merged into one chunk."""
-    parts = await asyncio.gather(*(fetch_endpoint(client, ep, days, cal, progress) for ep in eps))
+    """``fetch_endpoint`` for every endpoint in ``eps`` at once, merged into one chunk.
+
+    An endpoint that answers 403 (outside the user's plan) is listed in ``not_in_plan``
+    instead of failing the others; other auth errors raise.
+    """
+
+    async def one(ep: Endpoint) -> Fetched:
+        try:
+            return await fetch_endpoint(client, ep, days, cal, progress)
+        except JQuantsAuthError as exc:
+            if exc.status != 403:
+                raise
+            return Fetched(not_in_plan={ep.name: str(exc)})
+
+    parts = await asyncio.gather(*(one(ep) for ep in eps))
     out = Fetched()
     for part in parts:
         out.merge(part)
@@ -564,6 +585,23 @@ def ingest_day(day: dt.date, **kwargs: Any) -> IngestSummary:
     return ingest_range(day, day, **kwargs)
 
 
+def _drop_not_in_plan(eps: list[Endpoint], refused: dict[str, str],
+                      summary: IngestSummary) -> list[Endpoint]:
+    """``eps`` without the endpoints that answered 403, each reported in one line; when
+    every endpoint answered 403 the key itself is refused: raise."""
+    if not refused:
+        return eps
+    for name, message in refused.items():
+        log.warning("%s", not_in_plan_line(name))
+        summary.not_in_plan[name] = message
+    left = [e for e in eps if e.name not in refused]
+    if not left:
+        raise JQuantsAuthError(
+            f"every endpoint answered HTTP 403 ({', '.join(refused)}): check JQUANTS_API_KEY "
+            "and JQUANTS_PLAN", path=eps[0].path, status=403)
+    return left
+
+
 async def _ingest_range(start, end, *, source, path, endpoints, lake_root, client, chunk_days,
                         resume, progress) -> IngestSummary:
     t0 = time.perf_counter()
@@ -602,6 +640,7 @@ async def _ingest_range(start, end, *, source, path, endpoints, lake_root, clien
             f0 = time.perf_counter()
             if source == "api":
                 fetched = await fetch_api(client, eps, chunk, cal, progress=progress)
+                eps = _drop_not_in_plan(eps, fetched.not_in_plan, summary)
             else:
                 fetched = fetch_files(files, eps, chunk, cal)
             summary.fetch_seconds += time.perf_counter() - f0
@@ -633,7 +672,6 @@ async def _ingest_range(start, end, *, source, path, endpoints, lake_root, clien
 # and the gate's outcome are written under <lake>/_staging/ingest/<key>/ instead of
 # being passed in memory.
 
-FETCHED_ENDPOINTS: tuple[str, ...] = tuple(n for n in DEFAULT_ENDPOINTS if n != "calendar")
 
 
 class FetchIncomplete(RuntimeError):

@@ -166,14 +166,15 @@ class JQuantsClient:
 
     @classmethod
     def from_settings(cls, settings=None, **overrides: Any) -> JQuantsClient:
-        """Client from ``gogooku3.settings`` (URL, key, concurrency, requests per minute)."""
+        """Client from ``gogooku3.settings`` (URL, key, concurrency, requests per minute: the
+        explicit setting, else the plan's limit)."""
         if settings is None:
             from gogooku3.settings import get_settings
 
             settings = get_settings()
         kwargs: dict[str, Any] = {
             "max_concurrent": settings.jquants_max_concurrent,
-            "requests_per_minute": settings.jquants_requests_per_minute,
+            "requests_per_minute": settings.requests_per_minute,
         }
         kwargs.update(overrides)
         return cls(settings.jquants_api_url, settings.jquants_api_key, **kwargs)

@@ -1,15 +1,19 @@
-"""Margin interest over HTTP across the switch from weekly (no PubDate) to daily history."""
+"""Ingestion against the real service's shapes: margin interest across the switch from
+weekly (no PubDate) to daily history, and plans that answer 403 outside them."""
 
 import datetime as dt
 
 import pytest
 import requests
 
+from gogooku3.cli import main
+from gogooku3.ingest.cli import EXIT_ENDPOINTS_SKIPPED
 from gogooku3.ingest.runner import ingest_range
 from gogooku3.jquants.client import JQuantsClient
 from gogooku3.lake import deltars
 from gogooku3.market.server import serve_in_thread
 from gogooku3.market.sim import MarketConfig, simulate_market
+from gogooku3.settings import get_settings
 
 KEY = "margin-key"
 d = dt.date
@@ -65,3 +69,42 @@ def test_silver_margin_is_usable_the_trade_date_after_publication_in_both_eras(s
     assert len(rows) == 10 * len(usable)
     bronze = deltars.read_table("bronze.margin_interest", lake_root=lake_root).to_pylist()
     assert {r["PubDate"] for r in bronze if r["AsOfDate"] < d(2026, 9, 25)} == {None}
+
+
+def test_the_server_answers_403_outside_its_plan(served):
+    market, _ = served
+    with serve_in_thread(market, KEY, plan="light") as (url, _):
+        def status(path, **q):
+            return requests.get(f"{url}{path}", params=q, headers={"x-api-key": KEY}).status_code
+
+        assert status("/markets/margin-interest", date="2026-09-11") == 403
+        assert status("/equities/investor-types") == 200  # light includes flows
+        assert status("/equities/bars/daily", date="2026-09-11") == 200
+        assert status("/no/such/resource") == 403
+
+
+def test_an_endpoint_outside_the_plan_is_skipped_and_the_others_publish(
+        served, lake_root, monkeypatch, capsys):
+    market, _ = served
+    with serve_in_thread(market, KEY, plan="light") as (url, _):
+        for name, value in {"JQUANTS_API_URL": url, "JQUANTS_API_KEY": KEY,
+                            "GOGOOKU_LAKE": lake_root}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("JQUANTS_PLAN", raising=False)  # every endpoint is asked for
+        get_settings.cache_clear()
+        try:
+            code = main(["ingest", "--start", "2026-09-28", "--end", "2026-10-02", "--quiet"])
+        finally:
+            get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert code == EXIT_ENDPOINTS_SKIPPED
+    skipped = [line for line in out.splitlines() if "SKIPPED" in line]
+    assert skipped == ["  SKIPPED margin_interest is not in your plan (HTTP 403): skipped; "
+                       "set JQUANTS_PLAN or --endpoints"]
+    prices = deltars.read_table("silver.equities_prices_daily", lake_root=lake_root)
+    assert sorted(set(prices.column("date").to_pylist())) == [
+        d(2026, 9, 28), d(2026, 9, 29), d(2026, 9, 30), d(2026, 10, 1), d(2026, 10, 2)]
+    flows = deltars.read_table("bronze.investor_types", lake_root=lake_root)
+    assert flows.num_rows > 0
+    with pytest.raises(deltars.TableNotFound):
+        deltars.read_table("bronze.margin_interest", lake_root=lake_root)
