@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     #: and no pace (the simulated server)
     jquants_plan: Literal["free", "light", "standard", "premium"] | None = _env(
         "jquants_plan", None, "JQUANTS_PLAN")
+    #: a trade date of a table publishes with its bad rows (and missing listed codes)
+    #: quarantined unless they exceed this share of its listed codes (rows); then it fails
+    quality_max_bad_share: float = _env("quality_max_bad_share", 0.01)
     spark_master: str = _env("spark_master", "local[*]", "SPARK_MASTER")
     spark_shuffle_partitions: int = _env("spark_shuffle_partitions", 8)
     spark_driver_memory: str = _env("spark_driver_memory", "4g")
@@ -106,6 +109,13 @@ class Settings(BaseSettings):
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be >= 1")
+        return value
+
+    @field_validator("quality_max_bad_share")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError("must be in [0, 1)")
         return value
 
     @field_validator("jquants_plan", mode="before")

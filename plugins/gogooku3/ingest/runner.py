@@ -370,7 +370,7 @@ def gate_and_bronze(
     names = {e.name for e in eps}
     carry = carry or PriceCarry.from_silver(days, cal, lake_root)
     outcome = GateOutcome(list(days))
-    # 1. silver prices are computed before the gate: the AdjC cross-check needs them
+    # 1. adjusted prices of every received row, for the gate's AdjC cross-check
     ctx = SuiteContext(prev_close=dict(carry.close))
     if "bars_daily" in names and fetched.tables["bars_daily"].num_rows:
         bars = fetched.tables["bars_daily"].to_pandas()
@@ -399,19 +399,16 @@ def gate_and_bronze(
                 report.raise_for(d)
             except qg.QualityGateFailed as exc:
                 outcome.blocked.setdefault(_owner(d, cal), []).append(str(exc))
-        # 3. bronze keeps failing dates too (as received), except those whose keys are
-        #    not unique/non-null: the table cannot hold them, their rows are in quarantine
-        unkeyed = {d for d in report.failed
-                   if {"unique_key", "not_null_key"} & set(report.days[d].failed_checks)}
-        keep = [d for d in owned if d not in unkeyed]
-        if keep:
-            t = fetched.tables[ep.name]
-            if unkeyed:
-                import pyarrow.compute as pc
-
-                t = t.filter(pc.is_in(t.column("date"), pa.array(keep, pa.date32())))
-            bz.write_bronze(t, ep, keep, lake_root=lake_root)
-            summary.add_rows(ep.table, t.num_rows)
+        # 3. bronze holds the accepted rows; the rejected ones are in quarantine
+        t = fetched.tables[ep.name]
+        if report.rejected.any():
+            t = t.filter(pa.array(~report.rejected))
+        bz.write_bronze(t, ep, owned, lake_root=lake_root)
+        summary.add_rows(ep.table, t.num_rows)
+        if ep.name == "bars_daily":
+            # 4. silver prices from the accepted rows, a null no-trade row per missing code
+            accepted = sv.with_missing_codes(t.to_pandas(), ctx.universe)
+            outcome.prices = sv.adjust_prices(accepted, carry.cum)
     # a holiday's failure blocks the next trade date: keep only this chunk's own dates
     outcome.blocked = {d: m for d, m in outcome.blocked.items() if d in set(days)}
     carry.advance(outcome.prices, outcome.publish)

@@ -73,6 +73,18 @@ def adjust_prices(bars: pd.DataFrame, prev_cum: Mapping[str, float] | None = Non
     return out.sort_values(["date", "code"], kind="stable").reset_index(drop=True)
 
 
+def with_missing_codes(bars: pd.DataFrame, universe: Mapping[dt.date, set[str]]) -> pd.DataFrame:
+    """``bars`` plus a no-trade row (O/H/L/C/Vo/Va/AdjFactor null, flags "0") for every
+    listed code of ``universe[date]`` without a row that date, as J-Quants itself sends
+    for a listed stock that did not trade. Dates absent from ``universe`` get nothing."""
+    have = set(zip(bars["date"], bars["Code"], strict=True))
+    missing = [(d, c) for d in sorted(universe) for c in sorted(universe[d]) if (d, c) not in have]
+    if not missing:
+        return bars
+    fill = pd.DataFrame(missing, columns=["date", "Code"]).assign(UL="0", LL="0")
+    return pd.concat([bars, fill], ignore_index=True)
+
+
 def adjustment_mismatches(
     silver: pd.DataFrame, bronze: pd.DataFrame, abs_tol: float = 0.06, rel_tol: float = 1e-4
 ) -> pd.DataFrame:
