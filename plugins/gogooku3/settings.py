@@ -88,8 +88,8 @@ class Settings(BaseSettings):
         "jquants_requests_per_minute", None, "JQUANTS_REQUESTS_PER_MINUTE"
     )
     #: free | light | standard | premium: the endpoints ingested by default and the default
-    #: requests per minute (``gogooku3.jquants.endpoints.PLANS``); unset = every endpoint
-    #: and no pace (the simulated server)
+    #: requests per minute (``gogooku3.jquants.endpoints.PLANS``, ``plan_endpoints``,
+    #: ``requests_per_minute``); unset = every endpoint and no pace (the simulated server)
     jquants_plan: Literal["free", "light", "standard", "premium"] | None = _env(
         "jquants_plan", None, "JQUANTS_PLAN")
     #: a trade date of a table publishes with its bad rows (and missing listed codes)
@@ -122,24 +122,6 @@ class Settings(BaseSettings):
     @classmethod
     def _plan_name(cls, value: Any) -> Any:
         return (value.strip().lower() or None) if isinstance(value, str) else value
-
-    @property
-    def requests_per_minute(self) -> int | None:
-        """``jquants_requests_per_minute`` if set, else the plan's limit (None: no pace)."""
-        if self.jquants_requests_per_minute is not None:
-            return self.jquants_requests_per_minute
-        if self.jquants_plan is None:
-            return None
-        from gogooku3.jquants.endpoints import PLANS
-
-        return PLANS[self.jquants_plan].requests_per_minute
-
-    @property
-    def ingest_endpoints(self) -> tuple[str, ...]:
-        """Endpoints ingested when none are named: the plan's (every one when unset)."""
-        from gogooku3.jquants.endpoints import plan_endpoints
-
-        return plan_endpoints(self.jquants_plan)
 
     @classmethod
     def settings_customise_sources(

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gogooku3.ingest import runner
-from gogooku3.ingest.runner import ingest_range
+from gogooku3.ingest.driver import ingest_range
 from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.lake import deltars
+from gogooku3.quality import gate as qg
 from gogooku3.settings import get_settings
 
 # ---- a small J-Quants-shaped market written as CSV files (not a server) ----
@@ -157,7 +157,7 @@ def test_rerunning_changes_nothing(clean_lake, market, tmp_path):
 def test_crash_mid_backfill_then_resume_gives_the_same_tables(market, clean_lake, tmp_path,
                                                              monkeypatch):
     lake = tmp_path / "lake"
-    real = runner.qg.write_results
+    real = qg.write_results
     calls = {"n": 0}
 
     def crash_before_ledger(*a, **kw):
@@ -166,10 +166,10 @@ def test_crash_mid_backfill_then_resume_gives_the_same_tables(market, clean_lake
             raise RuntimeError("killed")
         return real(*a, **kw)
 
-    monkeypatch.setattr(runner.qg, "write_results", crash_before_ledger)
+    monkeypatch.setattr(qg, "write_results", crash_before_ledger)
     with pytest.raises(RuntimeError, match="killed"):
         run(market[0], lake)
-    monkeypatch.setattr(runner.qg, "write_results", real)
+    monkeypatch.setattr(qg, "write_results", real)
     resumed = run(market[0], lake)
     assert 0 < len(resumed.skipped) < len(market[2]) and resumed.ok
     want, got = snapshot(clean_lake[0]), snapshot(lake)

@@ -8,7 +8,7 @@ import requests
 
 from gogooku3.cli import main
 from gogooku3.ingest.cli import EXIT_ENDPOINTS_SKIPPED
-from gogooku3.ingest.runner import ingest_range
+from gogooku3.ingest.driver import ingest_range
 from gogooku3.jquants.client import JQuantsClient
 from gogooku3.lake import deltars
 from gogooku3.market.server import serve_in_thread

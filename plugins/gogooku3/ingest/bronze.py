@@ -9,9 +9,9 @@ Contract:
   (a price "abc", a date "2024-13-01"), raises ``BronzeSchemaError`` naming the table,
   the date and the column. Fields the catalogue does not know (e.g. Premium-only
   morning-session bars) are dropped and logged once.
-* A by-day page whose rows are dated other than the day asked raises; an empty page for
-  a trading day of a *dense* endpoint (daily bars, master) raises ``EmptyTradingDayError``
-  rather than writing an empty partition.
+* A by-day page whose rows are dated other than the day asked raises; a trading day
+  without rows of a *dense* endpoint (daily bars, master, TOPIX) is reported by
+  ``empty_trading_days`` (an error for that date, never an empty partition).
 * ``write_bronze`` replaces exactly the given dates in one Delta commit (delta-rs).
 """
 
@@ -28,8 +28,8 @@ import pyarrow.compute as pc
 
 from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.jpx.margin import publication_dates
-from gogooku3.jquants.client import rows_table
 from gogooku3.jquants.endpoints import ENDPOINTS, Endpoint
+from gogooku3.jquants.pages import rows_table
 from gogooku3.lake import catalog, contract, deltars
 from gogooku3.lake.catalog import INGEST_COLUMNS, TableSpec
 
@@ -44,10 +44,6 @@ class BronzeError(ValueError):
 
 class BronzeSchemaError(BronzeError):
     """A missing column or a value that does not parse as the catalogue's type."""
-
-
-class EmptyTradingDayError(BronzeError):
-    """A dense endpoint answered no rows for a trading day."""
 
 
 def api_fields(endpoint: Endpoint) -> list[tuple[str, str, str]]:
@@ -222,27 +218,14 @@ def page_fields(endpoint: Endpoint) -> pa.Schema:
     )
 
 
-def check_dense(table: pa.Table, endpoint: Endpoint, trading_days: Iterable[dt.date]) -> None:
-    """Raise ``EmptyTradingDayError`` for the first trading day without rows (dense endpoints)."""
+def empty_trading_days(table: pa.Table, endpoint: Endpoint,
+                       trading_days: Iterable[dt.date]) -> list[dt.date]:
+    """Trading days without rows in ``table`` for a dense endpoint (daily bars, master,
+    TOPIX); none for the others, whose days may legitimately be empty."""
     if not endpoint.dense:
-        return
+        return []
     have = set(pc.unique(table.column("date")).to_pylist()) if table.num_rows else set()
-    for day in sorted(trading_days):
-        if day not in have:
-            raise EmptyTradingDayError(
-                f"{endpoint.table} on {day}: {endpoint.path} returned no rows for a trading day"
-            )
-
-
-def split_by_date(table: pa.Table) -> dict[dt.date, pa.Table]:
-    """Rows grouped by the ``date`` partition column, ascending."""
-    if not table.num_rows:
-        return {}
-    dates = table.column("date")
-    return {
-        d: table.filter(pc.equal(dates, pa.scalar(d, pa.date32())))
-        for d in sorted(pc.unique(dates).to_pylist())
-    }
+    return [d for d in sorted(trading_days) if d not in have]
 
 
 def write_bronze(

@@ -14,9 +14,9 @@ EXIT_ENDPOINTS_SKIPPED = 3
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from gogooku3.ingest.runner import ingest_range, not_in_plan_line
+    from gogooku3.ingest.driver import ingest_range, not_in_plan_line
     from gogooku3.jpx.calendar import parse_date
-    from gogooku3.jquants.endpoints import endpoint
+    from gogooku3.jquants.endpoints import endpoint, plan_endpoints
     from gogooku3.settings import get_settings
 
     start = parse_date(args.start, "--start")
@@ -24,7 +24,7 @@ def _ingest(args: argparse.Namespace) -> int:
     source, *rest = args.source
     if source not in ("api", "files") or (source == "files") != bool(rest) or len(rest) > 1:
         raise ValueError("--source is 'api' or 'files PATH'")
-    names = args.endpoints or list(get_settings().ingest_endpoints)
+    names = args.endpoints or list(plan_endpoints(get_settings().jquants_plan))
     for n in names:
         endpoint(n)  # fail early on a typo, naming the known endpoints
     summary = ingest_range(

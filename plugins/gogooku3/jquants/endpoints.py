@@ -147,6 +147,14 @@ def plan(name: str) -> Plan:
         raise ValueError(f"unknown J-Quants plan {name!r}; known: {', '.join(PLANS)}") from None
 
 
+def requests_per_minute(plan_name: str | None, explicit: int | None = None) -> int | None:
+    """The client's pace: ``explicit`` (setting ``jquants_requests_per_minute``) if set,
+    else the plan's limit; None (no pace) without either."""
+    if explicit is not None:
+        return explicit
+    return None if plan_name is None else plan(plan_name).requests_per_minute
+
+
 def plan_endpoints(plan_name: str | None) -> tuple[str, ...]:
     """Endpoints a plan serves, in catalogue order (every endpoint when ``plan_name`` is
     None: the simulated server, which has no plans unless configured)."""

@@ -171,13 +171,22 @@ def rate_limiting(faults: FaultConfig, stats: ServerStats):
     return _api_only(mw)
 
 
-def faulty(faults: FaultConfig, stats: ServerStats):
-    """Added latency, dropped connections and 500/503 answers (seeded)."""
-    rng = random.Random(faults.seed)
+def delaying(faults: FaultConfig):
+    """Added latency before anything else (a far-away server)."""
 
     async def mw(request, handler):
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
+        return await handler(request)
+
+    return _api_only(mw)
+
+
+def faulty(faults: FaultConfig, stats: ServerStats):
+    """Dropped connections and 500/503 answers (seeded)."""
+    rng = random.Random(faults.seed)
+
+    async def mw(request, handler):
         if faults.drop_rate and rng.random() < faults.drop_rate:
             stats.count(0)
             request.transport.close()
@@ -236,14 +245,15 @@ def create_app(
 ) -> web.Application:
     """The aiohttp application; ``app[STATS]`` is the live ``ServerStats``.
 
-    Middlewares, outermost first: counting, auth (and ``plan``: endpoints outside it
-    answer 403; None serves every endpoint), rate limit, faults; then the page handler.
+    Middlewares, outermost first: counting, latency, auth (and ``plan``: endpoints
+    outside it answer 403; None serves every endpoint), rate limit, dropped connections
+    and server errors; then the page handler.
     """
     faults = faults or FaultConfig()
     stats = ServerStats()
     app = web.Application(middlewares=[
-        counting(stats), authenticating(api_key, stats, plan), rate_limiting(faults, stats),
-        faulty(faults, stats),
+        counting(stats), delaying(faults), authenticating(api_key, stats, plan),
+        rate_limiting(faults, stats), faulty(faults, stats),
     ])
     app[STATS] = stats
 
