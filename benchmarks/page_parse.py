@@ -34,9 +34,10 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.json as pajson  # noqa: E402
 
 from gogooku3.ingest.bronze import page_fields  # noqa: E402
-from gogooku3.jquants import client  # noqa: E402
+from gogooku3.jquants import pages  # noqa: E402
 from gogooku3.jquants.endpoints import endpoint  # noqa: E402
-from gogooku3.market.server import GZIP_LEVEL, _records  # noqa: E402
+from gogooku3.market.queries import records  # noqa: E402
+from gogooku3.market.server import GZIP_LEVEL  # noqa: E402
 from gogooku3.market.sim import MarketConfig, simulate_market  # noqa: E402
 
 
@@ -52,10 +53,10 @@ def main(argv=None) -> int:
 
     market = simulate_market(MarketConfig(stocks=args.stocks, start=dt.date(2023, 1, 4),
                                           end=dt.date(2023, 3, 31), seed=7))
-    text = orjson.dumps({"data": _records(market.bars_for_date(market.days[-1]))})
+    text = orjson.dumps({"data": records(market.bars_for_date(market.days[-1]))})
     body = gzip.compress(text, compresslevel=GZIP_LEVEL)
     fields = page_fields(endpoint("bars_daily"))
-    decoder = client._ArrowDecoder(fields)
+    decoder = pages.ArrowDecoder(fields)
     row_schema = pa.schema(list(fields))
     nd_options = pajson.ParseOptions(explicit_schema=row_schema)
     pl_schema = pl.Schema(pl.from_arrow(row_schema.empty_table()).schema)
@@ -67,15 +68,15 @@ def main(argv=None) -> int:
                                                                 block_size=len(nd) + 1))
 
     cases = {
-        "client decoder: inflate + Arrow JSON (typed)": lambda: client._decode(
-            decoder, body, True, 200),
+        "client decoder: inflate + Arrow JSON (typed)": lambda: pages.decode(
+            decoder, body, True),
         "Arrow JSON on the page as NDJSON": arrow_ndjson,
         "Polars NDJSON reader": lambda: pl.read_ndjson(io.BytesIO(_ndjson(text)),
                                                        schema=pl_schema).to_arrow(),
         "orjson dicts + pa.Table.from_pylist": lambda: pa.Table.from_pylist(
             orjson.loads(text)["data"], schema=row_schema),
         "orjson dicts only (no columns)": lambda: orjson.loads(text),
-        "gzip inflate only (ISA-L)": lambda: client._inflate(body, 200),
+        "gzip inflate only (ISA-L)": lambda: pages.inflate(body),
     }
     timings = {}
     for name, fn in cases.items():

@@ -10,7 +10,7 @@ working directory.
 
 Environment variables (each field also accepts ``GOGOOKU_<FIELD>``):
 ``GOGOOKU_LAKE``, ``JQUANTS_API_URL``, ``JQUANTS_API_KEY``,
-``JQUANTS_MAX_CONCURRENT``, ``JQUANTS_REQUESTS_PER_MINUTE``, ``SPARK_MASTER``,
+``JQUANTS_MAX_CONCURRENT``, ``JQUANTS_REQUESTS_PER_MINUTE``, ``JQUANTS_PLAN``, ``SPARK_MASTER``,
 ``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``CLICKHOUSE_URL``.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -31,7 +31,6 @@ from pydantic_settings import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET_FIELDS = frozenset({"jquants_api_key"})
-PATH_FIELDS = ("lake_root", "spark_event_log_dir", "cache_dir")
 
 
 class SettingsError(ValueError):
@@ -88,6 +87,14 @@ class Settings(BaseSettings):
     jquants_requests_per_minute: int | None = _env(
         "jquants_requests_per_minute", None, "JQUANTS_REQUESTS_PER_MINUTE"
     )
+    #: free | light | standard | premium: the endpoints ingested by default and the default
+    #: requests per minute (``gogooku3.jquants.endpoints.PLANS``, ``plan_endpoints``,
+    #: ``requests_per_minute``); unset = every endpoint and no pace (the simulated server)
+    jquants_plan: Literal["free", "light", "standard", "premium"] | None = _env(
+        "jquants_plan", None, "JQUANTS_PLAN")
+    #: a trade date of a table publishes with its bad rows (and missing listed codes)
+    #: quarantined unless they exceed this share of its listed codes (rows); then it fails
+    quality_max_bad_share: float = _env("quality_max_bad_share", 0.01)
     spark_master: str = _env("spark_master", "local[*]", "SPARK_MASTER")
     spark_shuffle_partitions: int = _env("spark_shuffle_partitions", 8)
     spark_driver_memory: str = _env("spark_driver_memory", "4g")
@@ -103,6 +110,18 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("must be >= 1")
         return value
+
+    @field_validator("quality_max_bad_share")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError("must be in [0, 1)")
+        return value
+
+    @field_validator("jquants_plan", mode="before")
+    @classmethod
+    def _plan_name(cls, value: Any) -> Any:
+        return (value.strip().lower() or None) if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

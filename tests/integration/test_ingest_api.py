@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from gogooku3.ingest.runner import ingest_range
+from gogooku3.ingest.driver import ingest_range
 from gogooku3.jquants.client import JQuantsClient, RetryPolicy
 from gogooku3.lake import deltars
 from gogooku3.market.server import STATS, BadRows, FaultConfig, serve_in_thread

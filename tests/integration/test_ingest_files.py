@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gogooku3.ingest import runner
-from gogooku3.ingest.runner import ingest_range
+from gogooku3.ingest.driver import ingest_range
 from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.lake import deltars
+from gogooku3.quality import gate as qg
+from gogooku3.settings import get_settings
 
 # ---- a small J-Quants-shaped market written as CSV files (not a server) ----
 SPLIT_CODE, SPLIT_DAY_INDEX = "13010", 10
@@ -156,7 +157,7 @@ def test_rerunning_changes_nothing(clean_lake, market, tmp_path):
 def test_crash_mid_backfill_then_resume_gives_the_same_tables(market, clean_lake, tmp_path,
                                                              monkeypatch):
     lake = tmp_path / "lake"
-    real = runner.qg.write_results
+    real = qg.write_results
     calls = {"n": 0}
 
     def crash_before_ledger(*a, **kw):
@@ -165,10 +166,10 @@ def test_crash_mid_backfill_then_resume_gives_the_same_tables(market, clean_lake
             raise RuntimeError("killed")
         return real(*a, **kw)
 
-    monkeypatch.setattr(runner.qg, "write_results", crash_before_ledger)
+    monkeypatch.setattr(qg, "write_results", crash_before_ledger)
     with pytest.raises(RuntimeError, match="killed"):
         run(market[0], lake)
-    monkeypatch.setattr(runner.qg, "write_results", real)
+    monkeypatch.setattr(qg, "write_results", real)
     resumed = run(market[0], lake)
     assert 0 < len(resumed.skipped) < len(market[2]) and resumed.ok
     want, got = snapshot(clean_lake[0]), snapshot(lake)
@@ -215,3 +216,40 @@ def test_planted_bad_rows_are_quarantined_and_good_dates_publish(market, tmp_pat
     missing = v[(v["date"] == days[16]) & (v["table_name"] == "bronze.equities_bars_daily")]
     assert not missing["success"].iloc[0] and "no rows for a trading day" in missing[
         "result_json"].iloc[0]
+
+
+@pytest.mark.parametrize("share, publishes", [(0.05, True), (0.01, False)],
+                         ids=["within-share", "past-share"])
+def test_a_listed_code_without_bars_is_quarantined_and_its_days_publish_within_the_share(
+        market, tmp_path, monkeypatch, share, publishes):
+    _, frames, days, codes = market
+    gone, gone_days = codes[11], days[5:8]  # one of 40 codes (2.5%) absent for three days
+    bars = frames["bars_daily"]
+    bars = bars[~(bars["Code"].eq(gone) & bars["Date"].isin([d.isoformat() for d in gone_days]))]
+    src = tmp_path / "src"
+    src.mkdir()
+    write_market(src, {**frames, "bars_daily": bars})
+    monkeypatch.setenv("GOGOOKU_QUALITY_MAX_BAD_SHARE", str(share))
+    get_settings.cache_clear()
+    try:
+        summary = ingest_range(days[4], days[8], source="files", path=str(src), endpoints=EPS,
+                               lake_root=str(tmp_path / "lake"))
+    finally:
+        get_settings.cache_clear()
+    lake = str(tmp_path / "lake")
+    q = deltars.read_table("quality.quarantine", lake_root=lake).to_pandas()
+    assert sorted((d, json.loads(r)["Code"], c) for d, r, c in
+                  zip(q["date"], q["row_json"], q["check"], strict=True)) == [
+        (d, gone, "missing_codes") for d in gone_days]
+    prices = deltars.read_table("silver.equities_prices_daily", lake_root=lake).to_pandas()
+    if publishes:
+        assert summary.ok and summary.published == days[4:9]
+        assert len(prices) == 5 * len(codes)
+        mine = prices[prices["code"] == gone].sort_values("date")
+        assert mine["is_traded"].tolist() == [True, False, False, False, True]
+        assert mine["adj_close"].isna().tolist() == [False, True, True, True, False]
+        assert mine["cum_adj_factor"].tolist() == [1.0] * 5
+    else:
+        assert sorted(summary.failed) == list(gone_days)
+        assert any("missing_codes" in m for m in summary.failed[gone_days[0]])
+        assert sorted(set(prices["date"])) == [days[4], days[8]]

@@ -10,8 +10,7 @@ import pytest
 from gogooku3.ingest.bronze import (
     BronzeError,
     BronzeSchemaError,
-    EmptyTradingDayError,
-    check_dense,
+    empty_trading_days,
     load_files,
     match_endpoint,
     rows_to_bronze,
@@ -65,10 +64,9 @@ def test_missing_column_and_stray_dates_are_errors():
 def test_empty_page_for_a_trading_day_is_an_error_for_dense_endpoints():
     ep = endpoint("bars_daily")
     t = rows_to_bronze([bar()], ep, source="x", ingested_at=NOW, day=D1)
-    check_dense(t, ep, [D1])
-    with pytest.raises(EmptyTradingDayError, match="2024-01-05"):
-        check_dense(t, ep, [D1, dt.date(2024, 1, 5)])
-    check_dense(t.slice(0, 0), endpoint("fins_summary"), [D1])  # sparse: fine
+    assert empty_trading_days(t, ep, [D1]) == []
+    assert empty_trading_days(t, ep, [dt.date(2024, 1, 5), D1]) == [dt.date(2024, 1, 5)]
+    assert empty_trading_days(t.slice(0, 0), endpoint("fins_summary"), [D1]) == []  # sparse
 
 
 def test_files_load_into_the_same_tables(tmp_path, lake_root):

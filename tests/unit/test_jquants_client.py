@@ -10,13 +10,11 @@ import time
 import pytest
 from aiohttp import web
 
-from gogooku3.jquants import (
+from gogooku3.jquants.client import JQuantsClient, RetryPolicy, parse_retry_after
+from gogooku3.jquants.errors import (
     JQuantsAuthError,
-    JQuantsClient,
     JQuantsRequestError,
     JQuantsRetryExhausted,
-    RetryPolicy,
-    parse_retry_after,
 )
 
 KEY = "sk-test-secret-0123"
@@ -324,7 +322,7 @@ def test_get_table_holds_the_rows_of_get_whatever_the_pages_look_like():
 @pytest.mark.parametrize("text", ['[{"Code": "1"}]', '{"data": {"Code": "1"}}', '{"data": [1, 2]}',
                                   '{"data": null}'])
 def test_a_page_that_is_not_the_page_shape_is_a_protocol_error(text):
-    from gogooku3.jquants import JQuantsProtocolError
+    from gogooku3.jquants.errors import JQuantsProtocolError
 
     async def call(base):
         async with JQuantsClient(base, KEY, retry=FAST) as c:

@@ -113,3 +113,16 @@ def test_results_and_quarantine_are_stored_per_table_and_date(gate, lake_root):
     v = deltars.read_table("quality.validations", lake_root=lake_root).to_pandas()
     failing = v[~v["success"]].iloc[0]
     assert json.loads(failing["result_json"])["success"] is False  # the day's own GX result
+
+
+@pytest.mark.parametrize("share, passes", [(0.34, True), (0.33, False)])
+def test_a_bad_row_is_rejected_and_its_date_publishes_unless_past_the_share(
+        gate, monkeypatch, share, passes):
+    df = clean_bars()
+    df.loc[4, "Vo"] = -5.0  # 1 of 3 listed codes on DAYS[1]: a share of 0.333...
+    monkeypatch.setattr(gate, "max_bad_share", share)
+    rep = gate.validate("bronze.equities_bars_daily", df, DAYS, ctx())
+    assert rep.rejected.tolist() == [i == 4 for i in range(len(df))]
+    assert rep.quarantine["check"].tolist() == ["volume"]
+    assert (rep.passed == DAYS) is passes
+    assert rep.days[DAYS[1]].failed_rows == 1 and rep.days[DAYS[1]].success is passes

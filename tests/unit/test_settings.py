@@ -61,3 +61,24 @@ def test_config_get_prints_one_value(config_file, monkeypatch, capsys):
     assert main(["config", "get", "mlflow_tracking_uri"]) == 0
     assert capsys.readouterr().out.strip() == "http://mlflow:5000"
     assert main(["config", "get", "nope"]) == 2
+
+
+def test_plan_sets_the_endpoints_and_the_default_requests_per_minute(monkeypatch):
+    from gogooku3.jquants.endpoints import plan_endpoints, requests_per_minute
+
+    def pace(s):
+        return requests_per_minute(s.jquants_plan, s.jquants_requests_per_minute)
+
+    monkeypatch.setenv("JQUANTS_PLAN", "Light")
+    s = load_settings()
+    assert s.jquants_plan == "light" and pace(s) == 60
+    light = plan_endpoints(s.jquants_plan)
+    assert "margin_interest" not in light and "topix" in light
+    assert plan_endpoints("free") == ("calendar", "master", "bars_daily", "fins_summary")
+    assert pace(load_settings(jquants_plan="standard", jquants_requests_per_minute=30)) == 30
+    assert pace(load_settings(jquants_plan="premium")) == 500
+    monkeypatch.delenv("JQUANTS_PLAN")
+    unset = load_settings()
+    assert pace(unset) is None and "margin_interest" in plan_endpoints(unset.jquants_plan)
+    with pytest.raises(SettingsError, match="jquants_plan"):
+        load_settings(jquants_plan="gold")

@@ -9,22 +9,8 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-BRONZE_TABLES = (
-    "bronze.equities_master",
-    "bronze.equities_bars_daily",
-    "bronze.indices_topix",
-    "bronze.fins_summary",
-    "bronze.investor_types",
-    "bronze.margin_interest",
-)
-SILVER_TABLES = (
-    "silver.equities_prices_daily",
-    "silver.indices_topix_daily",
-    "silver.fins_statements",
-    "silver.investor_flows",
-    "silver.margin_interest",
-    "silver.equities_master_asof",
-)
+from gogooku3.jquants.endpoints import BRONZE_TABLES, SILVER_TABLES
+
 GOLD_TABLES = ("gold.features", "gold.labels")
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pendulum
 
+from gogooku3.jquants.endpoints import FETCHED_ENDPOINTS
+
 OWNER = "gogooku3-data"
 POOL_JQUANTS = "jquants_api"
 POOL_LAKE = "lake_writes"
@@ -16,9 +18,7 @@ JQUANTS_CONN_ID = "jquants_default"
 SPARK_CONN_ID = "spark_default"
 
 #: endpoints fetched by one mapped task each (the calendar is refreshed by the first task)
-FETCH_ENDPOINTS: tuple[str, ...] = (
-    "master", "bars_daily", "topix", "fins_summary", "investor_types", "margin_interest",
-)
+FETCH_ENDPOINTS: tuple[str, ...] = FETCHED_ENDPOINTS
 
 #: start_date of every DAG: before any history the pipeline loads. Airflow creates no task
 #: instances for a logical date before start_date, so a later start would turn backfills and

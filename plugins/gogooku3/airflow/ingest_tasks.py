@@ -1,7 +1,7 @@
 """Task bodies of ``jquants_daily_ingest``: plan -> fetch (per endpoint) -> gate -> silver.
 
 Each function takes the Airflow context (or the plan the first task pushed) and calls
-the ingestion stages of ``gogooku3.ingest.runner`` — the same code ``gogooku3 ingest``
+the ingestion stages of ``gogooku3.ingest.staging`` — the same code ``gogooku3 ingest``
 runs; nothing here touches data itself. The plan is a small JSON dict passed by XCom:
 ``{"start", "end", "days": [ISO dates], "staging": URI}``.
 """
@@ -38,9 +38,10 @@ def plan_run(context: Mapping[str, Any], conn_id: str = "jquants_default") -> di
     holds no JPX trading day. The calendar is refreshed from J-Quants first (HolDiv "1"
     and "2" trade); if that fails the lake's copy, then the offline JPX calendar, answer."""
     from gogooku3.airflow.hooks import JQuantsHook
-    from gogooku3.ingest.runner import FETCHED_ENDPOINTS, plan_days, refresh_calendar, staging_uri
+    from gogooku3.ingest.driver import plan_days
+    from gogooku3.ingest.staging import refresh_calendar, staging_uri
     from gogooku3.jpx.calendar import TradingCalendar
-    from gogooku3.jquants.endpoints import endpoint
+    from gogooku3.jquants.endpoints import FETCHED_ENDPOINTS, endpoint
     from gogooku3.jquants.errors import JQuantsAuthError, JQuantsError
 
     start, end = run_window(context)
@@ -78,7 +79,7 @@ def fetch(endpoint_name: str, plan: Mapping[str, Any] | None, context: Mapping[s
     plans its own run's dates first, skipping on a non-trading day.
     """
     from gogooku3.airflow.hooks import JQuantsHook
-    from gogooku3.ingest.runner import stage_fetch
+    from gogooku3.ingest.staging import stage_fetch
 
     if plan is None:
         from airflow.exceptions import AirflowSkipException
@@ -98,7 +99,7 @@ def gate(plan: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     check of every blocked date (their ledger rows are written first); on success the
     bronze Asset events carry the trade dates."""
     from gogooku3.airflow.assets import BRONZE_TABLES
-    from gogooku3.ingest.runner import record_failures, stage_gate
+    from gogooku3.ingest.staging import record_failures, stage_gate
 
     days = _days(plan)
     outcome = stage_gate(days, staging=plan["staging"], lake_root=_lake_root())
@@ -116,7 +117,7 @@ def silver(plan: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any
     """Silver for the gated dates, the master as-of table, then the validation ledger;
     the silver Asset events carry ``trade_dates`` (what the feature DAG builds)."""
     from gogooku3.airflow.assets import SILVER_TABLES
-    from gogooku3.ingest.runner import stage_silver
+    from gogooku3.ingest.staging import stage_silver
 
     summary = stage_silver(staging=plan["staging"], lake_root=_lake_root())
     if summary.failed:  # the gate task raises before this; kept as a guard

@@ -9,9 +9,9 @@ Contract:
   (a price "abc", a date "2024-13-01"), raises ``BronzeSchemaError`` naming the table,
   the date and the column. Fields the catalogue does not know (e.g. Premium-only
   morning-session bars) are dropped and logged once.
-* A by-day page whose rows are dated other than the day asked raises; an empty page for
-  a trading day of a *dense* endpoint (daily bars, master) raises ``EmptyTradingDayError``
-  rather than writing an empty partition.
+* A by-day page whose rows are dated other than the day asked raises; a trading day
+  without rows of a *dense* endpoint (daily bars, master, TOPIX) is reported by
+  ``empty_trading_days`` (an error for that date, never an empty partition).
 * ``write_bronze`` replaces exactly the given dates in one Delta commit (delta-rs).
 """
 
@@ -26,8 +26,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gogooku3.jquants.client import rows_table
+from gogooku3.jpx.calendar import TradingCalendar
+from gogooku3.jpx.margin import publication_dates
 from gogooku3.jquants.endpoints import ENDPOINTS, Endpoint
+from gogooku3.jquants.pages import rows_table
 from gogooku3.lake import catalog, contract, deltars
 from gogooku3.lake.catalog import INGEST_COLUMNS, TableSpec
 
@@ -42,10 +44,6 @@ class BronzeError(ValueError):
 
 class BronzeSchemaError(BronzeError):
     """A missing column or a value that does not parse as the catalogue's type."""
-
-
-class EmptyTradingDayError(BronzeError):
-    """A dense endpoint answered no rows for a trading day."""
 
 
 def api_fields(endpoint: Endpoint) -> list[tuple[str, str, str]]:
@@ -143,10 +141,14 @@ def typed_table(
     source: str,
     ingested_at: dt.datetime,
     day: dt.date | None = None,
+    calendar: TradingCalendar | None = None,
 ) -> pa.Table:
     """Convert an untyped/loosely typed table of API fields into the bronze schema.
 
     ``day`` (by-day endpoints) is the date asked: every row's partition field must equal it.
+    An endpoint that ``derives_publication`` (margin interest) needs ``calendar``: a row
+    without ``PubDate`` (weekly era) is partitioned by the publication date derived from
+    its record date (``gogooku3.jpx.margin``); ``PubDate`` itself stays as received.
     """
     spec = catalog.table(endpoint.table)
     fields = api_fields(endpoint)
@@ -163,6 +165,9 @@ def typed_table(
         col = raw.column(field) if field in present else pa.nulls(n)
         arrays[column] = _CONVERT[typ](col, spec, field, day)
     part = arrays[endpoint.bronze_name(endpoint.partition_field)]
+    if part.null_count and endpoint.derives_publication:
+        part = _derived_publication(part, arrays[endpoint.bronze_name("Date")], spec, day,
+                                    calendar)
     if part.null_count:
         raise BronzeSchemaError(
             f"{_where(spec, day)}: {part.null_count} rows without {endpoint.partition_field}"
@@ -178,6 +183,17 @@ def typed_table(
     arrays["_ingested_at"] = pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC"))
     arrays["_source"] = pa.array([source] * n, pa.string())
     return pa.table({c: arrays[c] for c in spec.column_names}, schema=spec.arrow_schema())
+
+
+def _derived_publication(pub: pa.Array, record: pa.Array, spec: TableSpec, day,
+                         calendar: TradingCalendar | None) -> pa.Array:
+    if calendar is None:
+        raise BronzeError(f"{_where(spec, day)}: rows without a publication date need the "
+                          "trading calendar to derive it")
+    if record.null_count:
+        return pub  # rows without either date: reported as such by the caller
+    return pa.array(publication_dates(pub.to_pylist(), record.to_pylist(), calendar),
+                    pa.date32())
 
 
 def rows_to_bronze(
@@ -202,27 +218,14 @@ def page_fields(endpoint: Endpoint) -> pa.Schema:
     )
 
 
-def check_dense(table: pa.Table, endpoint: Endpoint, trading_days: Iterable[dt.date]) -> None:
-    """Raise ``EmptyTradingDayError`` for the first trading day without rows (dense endpoints)."""
+def empty_trading_days(table: pa.Table, endpoint: Endpoint,
+                       trading_days: Iterable[dt.date]) -> list[dt.date]:
+    """Trading days without rows in ``table`` for a dense endpoint (daily bars, master,
+    TOPIX); none for the others, whose days may legitimately be empty."""
     if not endpoint.dense:
-        return
+        return []
     have = set(pc.unique(table.column("date")).to_pylist()) if table.num_rows else set()
-    for day in sorted(trading_days):
-        if day not in have:
-            raise EmptyTradingDayError(
-                f"{endpoint.table} on {day}: {endpoint.path} returned no rows for a trading day"
-            )
-
-
-def split_by_date(table: pa.Table) -> dict[dt.date, pa.Table]:
-    """Rows grouped by the ``date`` partition column, ascending."""
-    if not table.num_rows:
-        return {}
-    dates = table.column("date")
-    return {
-        d: table.filter(pc.equal(dates, pa.scalar(d, pa.date32())))
-        for d in sorted(pc.unique(dates).to_pylist())
-    }
+    return [d for d in sorted(trading_days) if d not in have]
 
 
 def write_bronze(
@@ -275,11 +278,13 @@ def load_files(
     end: dt.date,
     *,
     ingested_at: dt.datetime,
+    calendar: TradingCalendar | None = None,
 ) -> dict[str, pa.Table]:
     """Bronze tables (per endpoint name) from J-Quants-shaped files under ``root``.
 
     Rows outside ``[start, end]`` (by partition date) are left out. Files that match
-    no requested endpoint are ignored with a log line.
+    no requested endpoint are ignored with a log line. ``calendar`` derives weekly
+    margin publication dates (``typed_table``).
     """
     base = Path(root)
     if not base.exists():
@@ -292,7 +297,8 @@ def load_files(
         if ep is None or ep.name not in wanted:
             log.info("files: ignoring %s (no requested endpoint matches its name)", f)
             continue
-        table = typed_table(read_file(f, ep), ep, source=f"files:{f}", ingested_at=ingested_at)
+        table = typed_table(read_file(f, ep), ep, source=f"files:{f}", ingested_at=ingested_at,
+                            calendar=calendar)
         d = table.column("date")
         keep = pc.and_(
             pc.greater_equal(d, pa.scalar(start, pa.date32())),

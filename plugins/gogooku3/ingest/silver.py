@@ -16,7 +16,9 @@ session close (``gogooku3.jpx.calendar.session_close``), else the next trading d
 missing ``DiscTime`` counts as after the close.
 
 Flows and margin — published after the close (J-Quants publishes investor types and
-margin interest in the evening), so usable from the trading day after ``PubDate``.
+margin interest in the evening), so usable from the trading day after ``PubDate``; weekly
+margin records (before 2026-09-25) have no ``PubDate``: JPX's publication date is derived
+from the record date (``gogooku3.jpx.margin``).
 
 Master (``master_asof``) — consecutive daily snapshots with identical attributes become
 one ``[valid_from, valid_to)`` interval; ``valid_to`` is null while still current.
@@ -31,8 +33,7 @@ import numpy as np
 import pandas as pd
 
 from gogooku3.jpx.calendar import TradingCalendar, session_close
-
-PRICE_COLUMNS = ("O", "H", "L", "C")
+from gogooku3.jpx.margin import publication_dates
 
 
 def adjust_prices(bars: pd.DataFrame, prev_cum: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -70,6 +71,18 @@ def adjust_prices(bars: pd.DataFrame, prev_cum: Mapping[str, float] | None = Non
         }
     )
     return out.sort_values(["date", "code"], kind="stable").reset_index(drop=True)
+
+
+def with_missing_codes(bars: pd.DataFrame, universe: Mapping[dt.date, set[str]]) -> pd.DataFrame:
+    """``bars`` plus a no-trade row (O/H/L/C/Vo/Va/AdjFactor null, flags "0") for every
+    listed code of ``universe[date]`` without a row that date, as J-Quants itself sends
+    for a listed stock that did not trade. Dates absent from ``universe`` get nothing."""
+    have = set(zip(bars["date"], bars["Code"], strict=True))
+    missing = [(d, c) for d in sorted(universe) for c in sorted(universe[d]) if (d, c) not in have]
+    if not missing:
+        return bars
+    fill = pd.DataFrame(missing, columns=["date", "Code"]).assign(UL="0", LL="0")
+    return pd.concat([bars, fill], ignore_index=True)
 
 
 def adjustment_mismatches(
@@ -157,7 +170,7 @@ def statements(fins: pd.DataFrame, calendar: TradingCalendar) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def _after_publication(pub: pd.Series, calendar: TradingCalendar) -> list[dt.date]:
+def _after_publication(pub, calendar: TradingCalendar) -> list[dt.date]:
     cache: dict[dt.date, dt.date] = {}
     out = []
     for d in pub:
@@ -187,17 +200,23 @@ def investor_flows(inv: pd.DataFrame, calendar: TradingCalendar) -> pd.DataFrame
 
 
 def margin_interest(margin: pd.DataFrame, calendar: TradingCalendar) -> pd.DataFrame:
-    """Bronze ``margin_interest`` -> silver (usable the trading day after PubDate)."""
+    """Bronze ``margin_interest`` -> silver, usable the trading day after publication.
+
+    The publication date is ``PubDate`` (daily era, from 2026-09-25) or, where the service
+    gives none (weekly era), JPX's weekly publication date of the record date ``AsOfDate``
+    (``gogooku3.jpx.margin``); it is stored as ``published_date``.
+    """
+    published = publication_dates(margin["PubDate"], margin["AsOfDate"], calendar)
     return pd.DataFrame(
         {
-            "date": _after_publication(margin["PubDate"], calendar),
-            "code": margin["Code"],
-            "as_of_date": margin["AsOfDate"],
-            "short_volume": margin["ShrtVol"],
-            "long_volume": margin["LongVol"],
-            "published_date": margin["PubDate"],
+            "date": _after_publication(published, calendar),
+            "code": margin["Code"].to_numpy(),
+            "as_of_date": margin["AsOfDate"].to_numpy(),
+            "short_volume": margin["ShrtVol"].to_numpy(),
+            "long_volume": margin["LongVol"].to_numpy(),
+            "published_date": published,
         }
-    ).reset_index(drop=True)
+    )
 
 
 def topix(bars: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 
 import pendulum
@@ -207,8 +207,3 @@ def parse_date(value: str, what: str = "date") -> dt.date:
         except ValueError:
             continue
     raise CalendarError(f"{what}: {value!r} is not a date (YYYY-MM-DD or YYYYMMDD)")
-
-
-def iso_dates(days: Iterable[dt.date]) -> list[str]:
-    """ISO strings of ``days`` (CLI and API output)."""
-    return [d.isoformat() for d in days]

@@ -32,14 +32,12 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiohttp
-import orjson
 import pyarrow as pa
-import pyarrow.json as pajson
-from isal import isal_zlib
 
+from gogooku3.jquants.endpoints import requests_per_minute
 from gogooku3.jquants.errors import (
     JQuantsAuthError,
     JQuantsError,
@@ -47,6 +45,18 @@ from gogooku3.jquants.errors import (
     JQuantsRequestError,
     JQuantsRetryExhausted,
     describe_request,
+)
+from gogooku3.jquants.pages import (
+    ArrowDecoder,
+    CorruptBody,
+    Decoder,
+    MalformedPage,
+    Page,
+    RowsDecoder,
+    concat_pages,
+    decode,
+    error_message,
+    inflate,
 )
 from gogooku3.jquants.ratelimit import InFlight, RateLimiter
 
@@ -166,14 +176,16 @@ class JQuantsClient:
 
     @classmethod
     def from_settings(cls, settings=None, **overrides: Any) -> JQuantsClient:
-        """Client from ``gogooku3.settings`` (URL, key, concurrency, requests per minute)."""
+        """Client from ``gogooku3.settings`` (URL, key, concurrency, requests per minute: the
+        explicit setting, else the plan's limit)."""
         if settings is None:
             from gogooku3.settings import get_settings
 
             settings = get_settings()
         kwargs: dict[str, Any] = {
             "max_concurrent": settings.jquants_max_concurrent,
-            "requests_per_minute": settings.jquants_requests_per_minute,
+            "requests_per_minute": requests_per_minute(settings.jquants_plan,
+                                                       settings.jquants_requests_per_minute),
         }
         kwargs.update(overrides)
         return cls(settings.jquants_api_url, settings.jquants_api_key, **kwargs)
@@ -213,7 +225,7 @@ class JQuantsClient:
     ) -> list[Row]:
         """All rows of ``path?params``, following ``pagination_key`` to the last page."""
         rows: list[Row] = []
-        for page in await self._pages(path, params, on_rows, _RowsDecoder()):
+        for page in await self._pages(path, params, on_rows, RowsDecoder()):
             rows.extend(page)
         return rows
 
@@ -231,9 +243,9 @@ class JQuantsClient:
         float64) so that every page agrees; others are inferred. Fields that pages type
         differently are returned as text. A page without rows contributes no columns.
         """
-        return _concat(await self._pages(path, params, on_rows, _ArrowDecoder(fields)))
+        return concat_pages(await self._pages(path, params, on_rows, ArrowDecoder(fields)))
 
-    async def _pages(self, path, params, on_rows, decoder: _Decoder) -> list[Any]:
+    async def _pages(self, path, params, on_rows, decoder: Decoder) -> list[Any]:
         """Each page's ``data`` as ``decoder`` parses it, following ``pagination_key``."""
         query = {k: str(v) for k, v in (params or {}).items() if v not in (None, "")}
         pages: list[Any] = []
@@ -261,10 +273,11 @@ class JQuantsClient:
         path: str,
         queries: Sequence[Mapping[str, Any]],
         *,
-        progress: str | None = None,
         return_errors: bool = False,
         as_table: bool = False,
         fields: pa.Schema | None = None,
+        on_rows: Callable[[int], None] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> list[list[Row] | pa.Table | JQuantsError]:
         """Fan out one ``get`` per query with the client's concurrency; results in query order.
 
@@ -273,41 +286,39 @@ class JQuantsClient:
         By default the first error cancels the rest and is raised. With ``return_errors``,
         a query that exhausted its retries or got a malformed page yields its
         ``JQuantsError`` in place of rows; auth and request errors (which no other query
-        would escape) still raise. ``progress`` (a description) shows a rich progress bar
-        with queries done, rows and rows/s.
+        would escape) still raise. ``on_rows`` gets each page's row count and ``on_done``
+        is called per finished query (a progress display).
         """
-        if not queries:
-            return []
-        with _Progress(progress, len(queries)) as bar:
 
-            async def one(q: Mapping[str, Any]) -> list[Row] | pa.Table | JQuantsError:
-                try:
-                    if as_table:
-                        rows = await self.get_table(path, q, bar.rows, fields=fields)
-                    else:
-                        rows = await self.get(path, q, on_rows=bar.rows)
-                except (JQuantsRetryExhausted, JQuantsProtocolError) as exc:
-                    if not return_errors:
-                        raise
-                    log.warning("%s", exc)
-                    rows = exc
-                bar.done()
-                return rows
-
-            tasks = [asyncio.ensure_future(one(q)) for q in queries]
+        async def one(q: Mapping[str, Any]) -> list[Row] | pa.Table | JQuantsError:
             try:
-                return list(await asyncio.gather(*tasks))
-            except BaseException:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+                if as_table:
+                    rows = await self.get_table(path, q, on_rows, fields=fields)
+                else:
+                    rows = await self.get(path, q, on_rows=on_rows)
+            except (JQuantsRetryExhausted, JQuantsProtocolError) as exc:
+                if not return_errors:
+                    raise
+                log.warning("%s", exc)
+                rows = exc
+            if on_done is not None:
+                on_done()
+            return rows
+
+        tasks = [asyncio.ensure_future(one(q)) for q in queries]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     # ---- one page with retries -------------------------------------------------------------
     async def _page(
         self, path: str, query: Mapping[str, str], params: Mapping[str, Any] | None,
-        decoder: _Decoder,
-    ) -> _Page:
+        decoder: Decoder,
+    ) -> Page:
         session = self._open()
         assert self._sem is not None
         url = f"{self.base_url}{path}"
@@ -347,8 +358,8 @@ class JQuantsClient:
         path: str,
         query: Mapping[str, str],
         params: Mapping[str, Any] | None,
-        decoder: _Decoder,
-    ) -> _Page:
+        decoder: Decoder,
+    ) -> Page:
         assert self._sem is not None
         async with self._sem:
             await self.limiter.acquire()
@@ -362,19 +373,21 @@ class JQuantsClient:
             except _TRANSIENT as exc:
                 raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
-        if 200 <= status < 300:
-            self.stats.pages += 1
-            decode = functools.partial(_decode, decoder, body, gzipped, status)
-            try:
+        try:
+            if 200 <= status < 300:
+                self.stats.pages += 1
+                parse = functools.partial(decode, decoder, body, gzipped)
                 if len(body) < _OFF_LOOP_BYTES:
-                    return decode()
-                return await asyncio.get_running_loop().run_in_executor(None, decode)
-            except _Malformed as exc:
-                raise JQuantsProtocolError(str(exc), path=path, params=params,
-                                           status=status) from None
-        if gzipped and body:
-            body = _inflate(body, status)
-        message = _message(body)
+                    return parse()
+                return await asyncio.get_running_loop().run_in_executor(None, parse)
+            if gzipped and body:
+                body = inflate(body)
+        except MalformedPage as exc:
+            raise JQuantsProtocolError(str(exc), path=path, params=params,
+                                       status=status) from None
+        except CorruptBody as exc:
+            raise _Retry(f"HTTP {status} with {exc}", status) from None
+        message = error_message(body)
         if status in _RETRY_STATUS or status >= 500:
             raise _Retry(f"HTTP {status} {message}".strip(), status, parse_retry_after(retry_after))
         if status in _AUTH_STATUS:
@@ -385,194 +398,10 @@ class JQuantsClient:
                                   status=status)
 
 
-# ---- page decoding (runs on a worker thread for large pages) ------------------------------
-
-class _Page(NamedTuple):
-    data: Any  # list[Row] or pa.Table
-    rows: int
-    key: str | None
-
-
-class _Malformed(Exception):
-    """Internal: a page that is JSON but not the J-Quants page shape."""
-
-
-class _Decoder:
-    """Turns one page's JSON text into a ``_Page``; raises ``_Malformed`` or ``ValueError``
-    (not JSON: a truncated body, retried)."""
-
-    def __call__(self, text: bytes) -> _Page:
-        raise NotImplementedError
-
-
-class _RowsDecoder(_Decoder):
-    """``data`` as a list of dicts (orjson)."""
-
-    def __call__(self, text: bytes) -> _Page:
-        payload = _payload(text)
-        data = payload["data"]
-        return _Page(data, len(data), payload.get("pagination_key") or None)
-
-
-class _ArrowDecoder(_Decoder):
-    """``data`` as an Arrow table (Arrow's JSON reader; orjson + ``rows_table`` for pages
-    Arrow cannot type uniformly). ``fields`` types the row fields it names."""
-
-    def __init__(self, fields: pa.Schema | None):
-        page = [("data", pa.list_(pa.struct(list(fields))))] if fields is not None else []
-        self._named = [(f.name, f'"{f.name}"'.encode()) for f in fields or ()]
-        self._parse = pajson.ParseOptions(
-            explicit_schema=pa.schema([*page, ("pagination_key", pa.string())]),
-            newlines_in_values=True,  # pretty-printed pages too
-        )
-
-    def __call__(self, text: bytes) -> _Page:
-        try:
-            page = pajson.read_json(
-                pa.BufferReader(text),
-                read_options=pajson.ReadOptions(use_threads=False, block_size=len(text) + 1),
-                parse_options=self._parse,
-            )
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            payload = _payload(text)  # not uniformly typed, or not an object at all
-            data = payload["data"]
-            return _Page(rows_table(data), len(data), payload.get("pagination_key") or None)
-        data = page.column("data") if "data" in page.column_names else None
-        if page.num_rows != 1 or data is None or not pa.types.is_list(data.type):
-            raise _Malformed("page has no 'data' list")
-        values = data.chunk(0).values
-        if pa.types.is_struct(values.type):
-            table = pa.Table.from_struct_array(values)
-            # Arrow fills a typed field that no row has with nulls: keep it absent instead
-            absent = [name for name, quoted in self._named if quoted not in text]
-            table = table.drop_columns(absent) if absent else table
-        elif len(values) == 0:
-            table = pa.table({})
-        else:
-            raise _Malformed(f"page's 'data' holds {values.type}, not objects")
-        key = page.column("pagination_key")[0].as_py()
-        return _Page(table, table.num_rows, key or None)
-
-
-def _payload(text: bytes) -> dict[str, Any]:
-    """The page as a dict with a ``data`` list (orjson); raises ``_Malformed`` otherwise."""
-    payload = orjson.loads(text) if text else {"data": []}
-    if not isinstance(payload, dict):
-        raise _Malformed("page is not a JSON object")
-    data = payload.get("data")
-    if not isinstance(data, list):
-        raise _Malformed(f"page has no 'data' list (keys {sorted(payload)[:5]})")
-    return payload
-
-
-def _decode(decoder: _Decoder, body: bytes, gzipped: bool, status: int) -> _Page:
-    """Inflate (gzip) and decode one 2xx body; undecodable bodies become ``_Retry``."""
-    if gzipped and body:
-        body = _inflate(body, status)
-    try:
-        return decoder(body)
-    except ValueError:  # orjson.JSONDecodeError
-        raise _Retry(f"HTTP {status} with a body that is not JSON", status) from None
-
-
-def rows_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """JSON rows as an Arrow table; fields whose values mix JSON types (``1`` and ``"1"``)
-    become text, to be parsed by the reader's types (bronze's ``typed_table``)."""
-    try:
-        return pa.Table.from_pylist(list(rows))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        names = sorted({k for r in rows for k in r})
-        return pa.table(
-            {k: pa.array([None if r.get(k) is None else str(r.get(k)) for r in rows], pa.string())
-             for k in names}
-        )
-
-
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    """Pages of one query as one table; a field typed differently by two pages becomes text."""
-    tables = [t for t in tables if t.num_columns]
-    if len(tables) <= 1:
-        return tables[0] if tables else pa.table({})
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.concat_tables(
-            [t.cast(pa.schema([(f.name, pa.string()) for f in t.schema])) for t in tables],
-            promote_options="permissive",
-        )
-
-
-def _inflate(body: bytes, status: int) -> bytes:
-    """The gzip ``body`` inflated (ISA-L: about 3x zlib's speed); a corrupt body is retried."""
-    try:
-        return isal_zlib.decompress(body, wbits=31)
-    except isal_zlib.error as exc:
-        raise _Retry(f"HTTP {status} with a corrupt gzip body ({exc})", status) from None
-
-
-def _message(body: bytes) -> str:
-    try:
-        data = orjson.loads(body)
-    except ValueError:
-        return body[:200].decode("utf-8", "replace")
-    if isinstance(data, dict):
-        return str(data.get("message", ""))[:200]
-    return ""
-
-
-class _Progress:
-    """A rich progress bar (requests done, rows, rows/s) or a no-op when ``description`` is None."""
-
-    def __init__(self, description: str | None, total: int):
-        self._bar = None
-        self._task = None
-        self._rows = 0
-        self._start = time.monotonic()
-        if description:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s"),
-                TimeElapsedColumn(), transient=False,
-            )
-            self._task = self._bar.add_task(description, total=total, rows=0, rate=0.0)
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def rows(self, n: int) -> None:
-        self._rows += n
-
-    def done(self) -> None:
-        if self._bar is not None:
-            rate = self._rows / max(1e-9, time.monotonic() - self._start)
-            self._bar.update(self._task, advance=1, rows=self._rows, rate=rate)
-
-
-def run(coro):
-    """Run ``coro`` to completion from synchronous code (CLI, Airflow tasks)."""
-    return asyncio.run(coro)
-
-
 __all__ = [
     "ClientStats",
     "JQuantsClient",
     "JQuantsError",
     "RetryPolicy",
     "parse_retry_after",
-    "rows_table",
-    "run",
 ]

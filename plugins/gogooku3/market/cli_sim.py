@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
           f"({args.stocks} stocks, {market.days[0]}..{market.days[-1]}, seed {args.seed}); "
           "Ctrl-C stops", flush=True)
     run_server(market, args.api_key, args.host, args.port, faults=faults,
-               page_size=args.page_size, bad_rows=bad_rows)
+               page_size=args.page_size, bad_rows=bad_rows, plan=args.plan)
     return 0
 
 
@@ -75,6 +75,9 @@ def add_commands(sub) -> None:
                        help="key clients must send as x-api-key (default: $JQUANTS_API_KEY or demo-key)")
     _market_args(serve)
     serve.add_argument("--page-size", type=int, default=5000)
+    serve.add_argument("--plan", choices=["free", "light", "standard", "premium"],
+                       help="answer 403 for endpoints outside this J-Quants plan "
+                            "(default: serve every endpoint)")
     serve.add_argument("--latency-ms", type=float, default=0.0)
     serve.add_argument("--error-rate", type=float, default=0.0)
     serve.add_argument("--drop-rate", type=float, default=0.0)

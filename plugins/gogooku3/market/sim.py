@@ -184,22 +184,36 @@ def mean_rank_ic(signal: np.ndarray, fwd: np.ndarray) -> float:
     return float(np.nanmean(ic)) if np.isfinite(ic).any() else float("nan")
 
 
-def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
-    """Generate the market described by ``cfg`` (deterministic per ``cfg.seed``).
+@dataclass
+class _Returns:
+    """Step 1's output: market factor, daily log returns, idiosyncratic parts, the planted
+    components (row t: known at the close of t-1) and each stock's base volatility."""
 
-    Raises ``SimError`` for fewer than 30 trading days or no stocks.
-    """
-    days = offline_trading_days(cfg.start, cfg.end)
-    if len(days) < _WARMUP or cfg.stocks < 1:
-        raise SimError(f"simulation needs >= {_WARMUP} trading days and >= 1 stock, got "
-                       f"{len(days)} days in {cfg.start}..{cfg.end} and {cfg.stocks} stocks")
-    rng = np.random.default_rng(cfg.seed)
-    T, N = len(days), cfg.stocks
-    u = draw_universe(N, days, cfg.clusters, cfg.listing_rate, cfg.delisting_rate, rng)
-    listed = u.listed(T)
-    disc = draw_disclosures(N, days, rng)
+    mkt: np.ndarray
+    r: np.ndarray
+    comp: dict[str, np.ndarray]
+    base_vol: np.ndarray
 
-    # ---- returns with the planted signal ------------------------------------------------
+
+@dataclass
+class _Prices:
+    """Step 2's output: raw OHLC (NaN when not traded), limit flags, log returns realized
+    against the base price, and AdjFactor per day and stock."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+    realized: np.ndarray
+    adj_factor: np.ndarray
+
+
+def _simulate_returns(cfg: MarketConfig, T: int, u, disc, rng: np.random.Generator) -> _Returns:
+    """Factor returns plus GARCH(1,1) idiosyncratic noise plus the planted signal, whose
+    component for day t uses only information up to the close of t-1."""
+    N = cfg.stocks
     mkt = rng.standard_t(5, size=T) * 0.009 + 0.0003
     sec = rng.standard_t(5, size=(T, len(SECTOR33))) * 0.006
     clus = rng.normal(0, 0.008, size=(T, cfg.clusters))
@@ -233,8 +247,14 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
         h = base_vol ** 2 * 0.05 + 0.10 * eps ** 2 + 0.85 * h
         if t >= 21:
             cum20 = r[t - 20:t].sum(axis=0)  # for alpha[t+1]: returns t-20..t-1
+    return _Returns(mkt, r, comp, base_vol)
 
-    # ---- prices, limits, corporate actions ----------------------------------------------
+
+def _simulate_prices(cfg: MarketConfig, days: list[dt.date], ret: _Returns,
+                     rng: np.random.Generator) -> _Prices:
+    """Raw prices on TSE ticks within the daily price limits, splits and reverse splits
+    (AdjFactor on the effective date), and no-trade days (halts, the outage)."""
+    T, N = len(days), cfg.stocks
     p0 = round_to_tick(np.exp(rng.normal(np.log(1500), 0.9, size=N)).clip(50, 80_000))
     no_trade = rng.random((T, N)) < cfg.no_trade_rate
     for t, d in enumerate(days):
@@ -252,7 +272,8 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
     LL = np.zeros((T, N), dtype=bool)
     realized = np.zeros((T, N))
     last = p0.copy()
-    vol = np.maximum(base_vol, 1e-3)
+    vol = np.maximum(ret.base_vol, 1e-3)
+    r = ret.r
     for t in range(T):
         base = last * adj_factor[t]  # ex-rights base price on a split day
         lo_lim, up_lim = limit_prices(base)
@@ -271,18 +292,26 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
         LL[t] = traded & (low <= lo_lim)
         realized[t] = np.where(traded, np.log(close / base), 0.0)
         last = np.where(traded, close, base)
+    return _Prices(OP, H, L, C, UL, LL, realized, adj_factor)
 
-    # volumes: shares, larger on big moves, scaled by splits; turnover ≈ volume × typical price
+
+def _simulate_volumes(px: _Prices, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(shares traded, turnover): larger on big moves, scaled by splits; turnover is about
+    volume x typical price; NaN on no-trade days."""
+    T, N = px.close.shape
     shares = np.exp(rng.normal(np.log(2e5), 1.0, size=N))
-    vo = np.round(shares * np.exp(rng.normal(0, 0.4, size=(T, N))) * (1 + 20 * np.abs(realized))
-                  * np.cumprod(1 / adj_factor, axis=0) / 100) * 100
-    vo[np.isnan(C)] = np.nan
-    va = np.round(vo * (H + L + C) / 3)
-    # backward cumulative adjustment as the API publishes it: product of all later factors
-    later = np.cumprod(adj_factor[::-1], axis=0)[::-1]
-    back = np.vstack([later[1:], np.ones((1, N))])
+    vo = np.round(shares * np.exp(rng.normal(0, 0.4, size=(T, N))) * (1 + 20 * np.abs(px.realized))
+                  * np.cumprod(1 / px.adj_factor, axis=0) / 100) * 100
+    vo[np.isnan(px.close)] = np.nan
+    va = np.round(vo * (px.high + px.low + px.close) / 3)
+    return vo, va
 
-    # ---- oracle: info at close t vs realized t -> t+h --------------------------------------
+
+def _oracle(comp: dict[str, np.ndarray], realized: np.ndarray, listed: np.ndarray,
+            date_str: np.ndarray):
+    """(oracle, oracle_daily, known): the planted expectation known at each close
+    (``known``, row t = next day's components) scored against realized t -> t+h."""
+    T, N = realized.shape
     log_close = np.where(listed, np.cumsum(realized, axis=0), np.nan)
     known = {k: np.vstack([v[1:], np.zeros((1, N))]) for k, v in comp.items()}
     total = sum(known.values())
@@ -294,40 +323,81 @@ def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
         ic = daily_rank_ic((total + (hzn - 1) * persistent)[_WARMUP:T - hzn], fwd[_WARMUP:T - hzn])
         daily[f"{hzn}d"] = np.r_[np.full(_WARMUP, np.nan), ic, np.full(hzn, np.nan)]
         oracle[hzn] = float(np.nanmean(ic))
-    date_str = np.array([d.isoformat() for d in days], dtype=object)
-    oracle_daily = pd.DataFrame({"Date": date_str, **daily})
+    return oracle, pd.DataFrame({"Date": date_str, **daily}), known
 
-    # ---- frames (rows in Date, Code order without sorting) ------------------------------
+
+def _bars_frame(u, listed: np.ndarray, px: _Prices, vo: np.ndarray, va: np.ndarray,
+                date_str: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``/equities/bars/daily`` rows in Date, Code order (without sorting), with the API's
+    backward-adjusted ``Adj*`` columns rounded to one decimal; also the (day, stock)
+    indices of the rows."""
+    N = listed.shape[1]
+    # backward cumulative adjustment as the API publishes it: product of all later factors
+    later = np.cumprod(px.adj_factor[::-1], axis=0)[::-1]
+    back = np.vstack([later[1:], np.ones((1, N))])
     perm = np.argsort(np.array(u.codes))
     tt, jj = np.nonzero(listed[:, perm])
     ii = perm[jj]
     code_obj = np.array(u.codes, dtype=object)
+    OP, H, L, C = px.open, px.high, px.low, px.close
     bars = pd.DataFrame({
         "Date": date_str[tt], "Code": code_obj[ii],
         "O": OP[tt, ii], "H": H[tt, ii], "L": L[tt, ii], "C": C[tt, ii],
-        "UL": np.array(["0", "1"], dtype=object)[UL[tt, ii].astype(int)],
-        "LL": np.array(["0", "1"], dtype=object)[LL[tt, ii].astype(int)],
-        "Vo": vo[tt, ii], "Va": va[tt, ii], "AdjFactor": adj_factor[tt, ii],
+        "UL": np.array(["0", "1"], dtype=object)[px.upper[tt, ii].astype(int)],
+        "LL": np.array(["0", "1"], dtype=object)[px.lower[tt, ii].astype(int)],
+        "Vo": vo[tt, ii], "Va": va[tt, ii], "AdjFactor": px.adj_factor[tt, ii],
         "AdjO": np.round(OP[tt, ii] * back[tt, ii], 1), "AdjH": np.round(H[tt, ii] * back[tt, ii], 1),
         "AdjL": np.round(L[tt, ii] * back[tt, ii], 1), "AdjC": np.round(C[tt, ii] * back[tt, ii], 1),
         "AdjVo": np.round(vo[tt, ii] / back[tt, ii]),
     })
+    return bars, tt, ii
+
+
+def _topix_frame(mkt: np.ndarray, date_str: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """``/indices/bars/daily/topix``: the market factor as an index level."""
+    T = len(mkt)
+    level = 2000 * np.exp(np.cumsum(mkt))
+    t_open = level / np.exp(mkt) * np.exp(0.3 * mkt)
+    return pd.DataFrame({
+        "Date": date_str, "O": np.round(t_open, 2),
+        "H": np.round(np.maximum(t_open, level) * (1 + np.abs(rng.normal(0, 0.003, T))), 2),
+        "L": np.round(np.minimum(t_open, level) * (1 - np.abs(rng.normal(0, 0.003, T))), 2),
+        "C": np.round(level, 2),
+    })
+
+
+def simulate_market(cfg: MarketConfig) -> SimulatedMarket:
+    """Generate the market described by ``cfg`` (deterministic per ``cfg.seed``).
+
+    Steps, in the order they draw from the one seeded generator: universe, disclosures,
+    returns, prices, volumes, frames (TOPIX, statements, flows, margin).
+    Raises ``SimError`` for fewer than 30 trading days or no stocks.
+    """
+    days = offline_trading_days(cfg.start, cfg.end)
+    if len(days) < _WARMUP or cfg.stocks < 1:
+        raise SimError(f"simulation needs >= {_WARMUP} trading days and >= 1 stock, got "
+                       f"{len(days)} days in {cfg.start}..{cfg.end} and {cfg.stocks} stocks")
+    rng = np.random.default_rng(cfg.seed)
+    T, N = len(days), cfg.stocks
+    u = draw_universe(N, days, cfg.clusters, cfg.listing_rate, cfg.delisting_rate, rng)
+    listed = u.listed(T)
+    disc = draw_disclosures(N, days, rng)
+    ret = _simulate_returns(cfg, T, u, disc, rng)
+    px = _simulate_prices(cfg, days, ret, rng)
+    vo, va = _simulate_volumes(px, rng)
+    date_str = np.array([d.isoformat() for d in days], dtype=object)
+    oracle, oracle_daily, known = _oracle(ret.comp, px.realized, listed, date_str)
+
+    bars, tt, ii = _bars_frame(u, listed, px, vo, va, date_str)
     bounds = np.searchsorted(tt, np.arange(T + 1))
     slices = {d: slice(int(bounds[t]), int(bounds[t + 1])) for t, d in enumerate(days)}
     master = master_frame(u, tt, ii, date_str)
-
-    topix_level = 2000 * np.exp(np.cumsum(mkt))
-    t_open = topix_level / np.exp(mkt) * np.exp(0.3 * mkt)
-    topix = pd.DataFrame({
-        "Date": date_str, "O": np.round(t_open, 2),
-        "H": np.round(np.maximum(t_open, topix_level) * (1 + np.abs(rng.normal(0, 0.003, T))), 2),
-        "L": np.round(np.minimum(t_open, topix_level) * (1 - np.abs(rng.normal(0, 0.003, T))), 2),
-        "C": np.round(topix_level, 2),
-    })
+    topix = _topix_frame(ret.mkt, date_str, rng)
     shares_out = 1e6 * rng.integers(10, 510, size=N)
-    fins = fins_frame(disc, days, u.codes, listed, C, shares_out)
-    investor = investor_frame(days, mkt, rng)
-    margin = margin_frame(days, u.codes, listed, vo, rng)
+    fins = fins_frame(disc, days, u.codes, listed, px.close, shares_out)
+    investor = investor_frame(days, ret.mkt, rng)
+    margin = margin_frame(days, u.codes, listed, vo, px.close, rng)
+    code_obj = np.array(u.codes, dtype=object)
     effective = pd.DataFrame({
         "Code": code_obj[disc.stock], "DiscDate": date_str[disc.day], "DiscTime": disc.time,
         "EffDate": np.append(date_str, None)[disc.effective],

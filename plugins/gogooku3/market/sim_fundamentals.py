@@ -11,8 +11,10 @@ Contracts:
 * ``fins_frame`` returns every ``FIN_SUMMARY_COLUMNS_V2`` column as strings, ``""`` for
   items not modelled — the real API sends strings there too.
 * investor types are weekly (Mon–Fri) per section, published on the 4th trade date after
-  the week; margin interest is as of each week's last trade date, published two trade
-  dates later. Numbers there are numbers, as in the API.
+  the week; margin interest follows the service's two eras (``gogooku3.jpx.margin``):
+  weekly as of each week's last trade date up to 2026-09-24 without ``PubDate`` (left out
+  until JPX would have published it), daily from 2026-09-25 with ``PubDate`` the next
+  trade date. Numbers there are numbers, as in the API.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gogooku3.jpx.calendar import session_close
+from gogooku3.jpx.calendar import TradingCalendar, session_close
+from gogooku3.jpx.margin import WEEKLY_UNTIL, weekly_publication
 
 DISC_TIMES = ["11:30:00", "13:00:00", "14:00:00", "15:00:00", "15:30:00", "16:00:00", ""]
 _DISC_P = [0.05, 0.15, 0.15, 0.25, 0.15, 0.2, 0.05]
@@ -162,31 +165,47 @@ def investor_frame(days: list[dt.date], mkt: np.ndarray, rng: np.random.Generato
     return pd.DataFrame(rows)
 
 
+def margin_record_days(days: list[dt.date]) -> list[tuple[int, str]]:
+    """``(index into days, PubDate)`` of every margin record the service has published by
+    ``days[-1]``: weekly (each week's last trade date up to ``WEEKLY_UNTIL``, no PubDate,
+    published per ``weekly_publication``), then daily (PubDate the next trade date)."""
+    cal = TradingCalendar()
+    out = []
+    for t, d in enumerate(days):
+        if d <= WEEKLY_UNTIL:
+            week_end = t + 1 == len(days) or days[t + 1].isocalendar()[:2] != d.isocalendar()[:2]
+            if week_end and weekly_publication(d, cal) <= days[-1]:
+                out.append((t, ""))
+        elif t + 1 < len(days):
+            out.append((t, days[t + 1].isoformat()))
+    return out
+
+
 def margin_frame(days: list[dt.date], codes: list[str], listed: np.ndarray, vo: np.ndarray,
-                 rng: np.random.Generator) -> pd.DataFrame:
-    """Weekly margin interest per listed code (``MKT_MARGIN_INTEREST_COLUMNS_V2``)."""
+                 close: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Margin interest per listed code (``MKT_MARGIN_INTEREST_COLUMNS_V2``) in the two eras
+    of ``gogooku3.jpx.margin``: weekly rows without ``PubDate`` and ``*Val``, then daily
+    rows with both (values at the record date's close)."""
     from jquantsapi.constants import MKT_MARGIN_INTEREST_COLUMNS_V2
 
-    T, N = listed.shape
-    week_end = [t for t in range(T) if t + 1 == T or
-                days[t + 1].isocalendar()[:2] != days[t].isocalendar()[:2]]
+    N = listed.shape[1]
     code_arr = np.array(codes, dtype=object)
     parts = []
-    for t in week_end:
-        pub = _nth_trading_after(days, days[t], 2)
-        if pub is None:
-            continue
+    for t, pub in margin_record_days(days):
         live = np.flatnonzero(listed[t])
         window = vo[max(0, t - 4): t + 1]
         avg = np.where(np.isnan(window), 0.0, window).mean(axis=0)
         shrt = (np.round(avg * rng.uniform(0.2, 1.5, N) / 100) * 100)[live]
         long_ = (np.round(avg * rng.uniform(1.0, 6.0, N) / 100) * 100)[live]
-        parts.append(pd.DataFrame({
-            "PubDate": pub.isoformat(), "Date": days[t].isoformat(), "Code": code_arr[live],
-            "IssType": "2", "ShrtVol": shrt, "LongVol": long_,
-            "ShrtNegVol": np.round(shrt * 0.3), "LongNegVol": np.round(long_ * 0.2),
-            "ShrtStdVol": np.round(shrt * 0.7), "LongStdVol": np.round(long_ * 0.8),
-        }))
+        vols = {"ShrtVol": shrt, "LongVol": long_,
+                "ShrtNegVol": np.round(shrt * 0.3), "LongNegVol": np.round(long_ * 0.2),
+                "ShrtStdVol": np.round(shrt * 0.7), "LongStdVol": np.round(long_ * 0.8)}
+        part = pd.DataFrame({"PubDate": pub, "Date": days[t].isoformat(), "Code": code_arr[live],
+                             "IssType": "2", **vols})
+        if pub:  # daily era: balances in yen too
+            price = np.nan_to_num(close[t, live])
+            for name, v in vols.items():
+                part[name.replace("Vol", "Val")] = np.round(v * price)
+        parts.append(part)
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    # value (*Val) columns are not modelled: null, like days before they were published
     return frame.reindex(columns=MKT_MARGIN_INTEREST_COLUMNS_V2)

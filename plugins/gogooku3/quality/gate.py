@@ -5,10 +5,14 @@ Contract:
 * ``QualityGate.validate(table, bronze, dates, ctx)`` runs the table's suite
   (``gogooku3.quality.suites``) over a batch of trade dates and returns a
   ``TableReport`` with one ``DayResult`` per date and the rows to quarantine.
-* A date passes only when GX passes for it *and* no row or day check failed. To keep
-  GX cost bounded, one GX validation covers the whole batch (one ephemeral context per
-  gate, ~0.1-0.2 s per validation); a date is re-validated alone only when the batch
-  fails, so every failing date has its own GX result.
+* Rows that fail a row check are **rejected**: quarantined with their reason, never
+  published. A listed code without a row is quarantined as ``missing_codes`` (the runner
+  publishes a null no-trade row for it). A date passes when GX passes on its accepted
+  rows and its rejected rows plus missing codes are at most ``max_bad_share`` (setting
+  ``quality_max_bad_share``, default 1%) of its listed codes; past that it fails whole.
+  To keep GX cost bounded, one GX validation covers the batch's accepted rows (one
+  ephemeral context per gate, ~0.1-0.2 s per validation); a date is validated alone only
+  when the batch fails or the date fails, so every failing date has its own GX result.
 * ``TableReport.raise_for(date)`` raises ``QualityGateFailed(table, date, checks)``; the
   runner publishes silver only for passing dates.
 * ``write_results`` stores outcomes in ``quality.validations`` (per table and date: the
@@ -28,9 +32,10 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -67,11 +72,13 @@ class DayResult:
 
 @dataclass
 class TableReport:
-    """Per-date results of one table for one batch, and its quarantine rows."""
+    """Per-date results of one table for one batch, its quarantine rows, and ``rejected``:
+    per input row (positionally), True when it failed a row check (never published)."""
 
     table: str
     days: dict[dt.date, DayResult]
     quarantine: pd.DataFrame
+    rejected: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def passed(self) -> list[dt.date]:
@@ -96,9 +103,18 @@ def failed_day(table: str, date: dt.date, check: str, reason: str) -> DayResult:
 
 
 class QualityGate:
-    """Runs suites with one ephemeral GX context for its lifetime (create one per run)."""
+    """Runs suites with one ephemeral GX context for its lifetime (create one per run).
 
-    def __init__(self) -> None:
+    ``max_bad_share`` (default: setting ``quality_max_bad_share``, 1%) is the share of a
+    date's listed codes that may be quarantined (bad or missing rows) before it fails.
+    """
+
+    def __init__(self, max_bad_share: float | None = None) -> None:
+        if max_bad_share is None:
+            from gogooku3.settings import get_settings
+
+            max_bad_share = get_settings().quality_max_bad_share
+        self.max_bad_share = max_bad_share
         self._ctx = None
         self._batch_def = None
         self.gx_seconds = 0.0
@@ -146,21 +162,33 @@ class QualityGate:
         ctx: SuiteContext | None = None,
         run_at: dt.datetime | None = None,
     ) -> TableReport:
-        """Validate ``bronze`` rows of ``table`` for ``dates`` (dates without rows pass empty)."""
-        ctx = ctx or SuiteContext()
+        """Validate ``bronze`` rows of ``table`` for ``dates`` (dates without rows pass empty).
+
+        Rows failing a row check are rejected (``TableReport.rejected``) and quarantined;
+        a date passes when GX passes on its accepted rows and its rejected rows plus
+        missing listed codes are at most ``max_bad_share`` of its listed codes (of its
+        rows when the table has no universe).
+        """
+        ctx = replace(ctx or SuiteContext(), max_bad_share=self.max_bad_share)
         run_at = run_at or dt.datetime.now(dt.UTC)
         dates = sorted(set(dates))
         prep = suites.prepare(table, bronze, ctx)
         frame = prep.frame.reset_index(drop=True)
         reasons = prep.failing_rows()
         reasons.index = frame.index
-        batch_result = self.run_gx(table, frame, ctx) if len(frame) else {"success": True}
-        bad_dates = set(frame.loc[reasons != "", "date"]) | set(prep.day_failures)
-        if not batch_result["success"] and not bad_dates:
-            bad_dates = set(dates)  # an aggregate failure: attribute it date by date
+        rejected = (reasons != "").to_numpy()
+        by_date = {d: idx for d, idx in frame.groupby("date").groups.items()} if len(frame) else {}
+        accepted = frame[~rejected]
+        batch_result = self.run_gx(table, accepted, ctx) if len(accepted) else {"success": True}
+        own: dict[dt.date, dict] = {}
+        if not batch_result["success"]:  # an aggregate failure: attribute it date by date
+            for d in dates:
+                idx = by_date.get(d)
+                mine = None if idx is None else frame.loc[idx][~rejected[idx]]
+                if mine is not None and len(mine):
+                    own[d] = self.run_gx(table, mine, ctx)
         days: dict[dt.date, DayResult] = {}
         batch, home = f"{dates[0]}..{dates[-1]}" if dates else "", None
-        by_date = {d: idx for d, idx in frame.groupby("date").groups.items()} if len(frame) else {}
         for d in dates:
             idx = by_date.get(d)
             n = 0 if idx is None else len(idx)
@@ -169,29 +197,43 @@ class QualityGate:
                 for names in reasons.loc[idx]:
                     for name in filter(None, names.split(",")):
                         checks[name] = checks.get(name, 0) + 1
+            missing = 0
             for name, rows in prep.day_failures.get(d, {}).items():
                 checks[name] = checks.get(name, 0) + len(rows)
-            if d in bad_dates and idx is not None:
-                result = self.run_gx(table, frame.loc[idx], ctx)
-                for r in result["results"]:
+                missing += len(rows)
+            failed_rows = 0 if idx is None else int(rejected[idx].sum())
+            within = self._within_share(failed_rows + missing, ctx, d, n)
+            result = own.get(d)
+            if result is not None and not result["success"] or not within:
+                if result is None:  # the date's own result over all its rows shows why
+                    result = self.run_gx(table, frame.loc[idx], ctx) if n else {"success": False}
+                for r in result.get("results", []):
                     if not r["success"]:
                         name = "gx:" + r["expectation_config"]["type"]
                         checks.setdefault(name, r.get("result", {}).get("unexpected_count") or 0)
-            elif home is None:  # the batch's whole GX result, stored once
+                days[d] = DayResult(table, d, False, n, failed_rows, checks, result)
+                continue
+            if result is None and home is None:  # the batch's whole GX result, stored once
                 home = d
                 result = {**batch_result, "batch": batch}
-            else:  # a pointer to it (``gogooku3.quality.data_docs`` follows it)
+            elif result is None:  # a pointer to it (``gogooku3.quality.data_docs`` follows it)
                 result = {"success": batch_result["success"], "batch": batch,
                           "stored_on": home.isoformat()}
-            failed_rows = int((reasons.loc[idx] != "").sum()) if idx is not None else 0
-            days[d] = DayResult(table, d, not checks, n, failed_rows, checks, result)
+            days[d] = DayResult(table, d, True, n, failed_rows, checks, result)
         quarantine = _quarantine_rows(table, frame, reasons, prep.day_failures, run_at)
-        if days:
-            failed = [d for d, r in days.items() if not r.success]
-            if failed:
-                log.warning("quality: %s failed on %d of %d dates (%s)", table, len(failed),
-                            len(days), ", ".join(str(d) for d in failed[:5]))
-        return TableReport(table, days, quarantine)
+        failed = [d for d, r in days.items() if not r.success]
+        if failed:
+            log.warning("quality: %s failed on %d of %d dates (%s)", table, len(failed),
+                        len(days), ", ".join(str(d) for d in failed[:5]))
+        kept = [d for d, r in days.items() if r.success and r.failed_checks]
+        if kept:
+            log.warning("quality: %s: %d dates publish with rows quarantined (%s)", table,
+                        len(kept), ", ".join(str(d) for d in kept[:5]))
+        return TableReport(table, days, quarantine, rejected)
+
+    def _within_share(self, bad: int, ctx: SuiteContext, day: dt.date, rows: int) -> bool:
+        base = len(ctx.universe.get(day, ())) if ctx.universe else rows
+        return bad == 0 or (base > 0 and bad <= self.max_bad_share * base)
 
 
 def _describe(names: str) -> str:

@@ -1,0 +1,52 @@
+"""Margin interest's two eras: weekly without PubDate (derived publication), then daily."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from gogooku3.ingest import silver
+from gogooku3.jpx.calendar import TradingCalendar
+from gogooku3.jpx.margin import weekly_publication
+from gogooku3.jquants.endpoints import endpoint
+
+CAL = TradingCalendar()  # offline JPX: 2026-09-21..23 and 2026-05-04..06 are holidays
+d = dt.date
+
+
+def test_weekly_balance_is_published_on_the_second_business_day_of_the_next_week():
+    assert weekly_publication(d(2026, 9, 11), CAL) == d(2026, 9, 15)  # Mon 14th is the 1st
+    # Silver Week: Mon-Wed closed, so Thu 24th is the 1st business day and Fri 25th the 2nd
+    assert weekly_publication(d(2026, 9, 18), CAL) == d(2026, 9, 25)
+    # Golden Week: Thu 7th and Fri 8th are the only business days of the week of May 4th
+    assert weekly_publication(d(2026, 5, 1), CAL) == d(2026, 5, 8)
+
+
+def test_silver_uses_pubdate_when_present_and_derives_it_when_empty():
+    bronze = pd.DataFrame({
+        "PubDate": [None, None, d(2026, 9, 28), d(2026, 10, 2)],
+        "AsOfDate": [d(2026, 9, 11), d(2026, 9, 18), d(2026, 9, 25), d(2026, 10, 1)],
+        "Code": ["13010"] * 4, "ShrtVol": [1.0, 2, 3, 4], "LongVol": [5.0, 6, 7, 8],
+    })
+    out = silver.margin_interest(bronze, CAL)
+    assert out["published_date"].tolist() == [d(2026, 9, 15), d(2026, 9, 25), d(2026, 9, 28),
+                                               d(2026, 10, 2)]
+    # usable from the trade date after publication (published after the close)
+    assert out["date"].tolist() == [d(2026, 9, 16), d(2026, 9, 28), d(2026, 9, 29),
+                                    d(2026, 10, 5)]
+    assert out["long_volume"].tolist() == [5.0, 6, 7, 8]
+
+
+def test_history_is_asked_by_record_date_and_the_daily_era_by_publication_date():
+    ep = endpoint("margin_interest")
+    week = [{"date": f"2026-09-{x:02d}"} for x in (14, 15, 16, 17, 18)]
+    # weekly era: no published_date= (the service answers nothing there)
+    assert ep.day_queries(d(2026, 9, 15), CAL) == [{"date": f"2026-09-{x:02d}"}
+                                                   for x in (7, 8, 9, 10, 11)]
+    assert ep.day_queries(d(2026, 9, 16), CAL) == []
+    # the switch: the 25th publishes the last full weekly record and the first daily days
+    assert ep.day_queries(d(2026, 9, 25), CAL) == [{"published_date": "2026-09-25"}, *week]
+    assert ep.day_queries(d(2026, 9, 29), CAL) == [{"published_date": "2026-09-29"},
+                                                   {"date": "2026-09-24"}]
+    assert ep.day_queries(d(2026, 10, 3), CAL) == [{"published_date": "2026-10-03"}]
