@@ -129,7 +129,7 @@ def test_a_run_near_midnight_utc_maps_to_the_next_jst_day():
 
 
 def test_a_run_without_logical_date_uses_run_after_and_params_give_a_range():
-    from gogooku3.airflow.dates import features_window, run_trade_date, run_window
+    from gogooku3.airflow.dates import run_trade_date, run_window, triggered_window
 
     after = pendulum.datetime(2026, 11, 20, 16, 0, tz="UTC")  # 01:00 JST on the 21st
     assert run_trade_date(_ctx(None, after)) == dt.date(2026, 11, 21)
@@ -137,7 +137,7 @@ def test_a_run_without_logical_date_uses_run_after_and_params_give_a_range():
         dt.date(2026, 11, 2), dt.date(2026, 11, 6))
     ev = SimpleNamespace(extra={"trade_dates": ["2026-11-19", "2026-11-20"]})
     ctx = _ctx(after) | {"triggering_asset_events": {"silver": [ev]}}
-    assert features_window(ctx) == (dt.date(2026, 11, 19), dt.date(2026, 11, 20))
+    assert triggered_window(ctx) == (dt.date(2026, 11, 19), dt.date(2026, 11, 20))
 
 
 def test_labor_thanksgiving_day_2026_is_not_a_trading_day():
