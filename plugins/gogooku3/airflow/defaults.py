@@ -8,6 +8,7 @@ from __future__ import annotations
 import pendulum
 
 OWNER = "gogooku3-data"
+OWNER_MODEL = "gogooku3-model"
 POOL_JQUANTS = "jquants_api"
 POOL_LAKE = "lake_writes"
 POOL_SPARK = "spark"
