@@ -84,8 +84,9 @@ def docker_endpoint(conn_id: str = DOCKER_CONN_ID) -> tuple[str, str | None]:
 class TrainOperator(DockerOperator):
     """Train (see the module docstring); returns the parent MLflow run id (XCom).
 
-    ``window_task`` names the task whose XCom holds the checked ``{"start", "end"}``;
-    ``params.phase`` and ``params.overrides`` complete the command.
+    ``window_task`` names the task whose XCom holds the checked ``{"start", "end"}``
+    (run alone, e.g. ``airflow tasks test``: ``params.start``/``end``); ``params.phase``
+    and ``params.overrides`` complete the command.
     """
 
     def __init__(self, *, window_task: str, **kwargs: Any):
@@ -98,7 +99,7 @@ class TrainOperator(DockerOperator):
 
     def train_args(self, context: Mapping[str, Any]) -> list[str]:
         params = context.get("params") or {}
-        window = context["ti"].xcom_pull(task_ids=self.window_task) or {}
+        window = context["ti"].xcom_pull(task_ids=self.window_task) or params
         return train_args(params.get("phase", "all"), params.get("overrides") or {},
                           window.get("start"), window.get("end"))
 
