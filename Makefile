@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/ivy/.resolved
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps jars test lint demo history-server airflow lock clean-lake help
+.PHONY: setup sysdeps jars test lint demo history-server airflow airflow-unpause lock clean-lake help
 
 help:
 	@echo "make demo            run the whole pipeline on the embedded default"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint            ruff"
 	@echo "make history-server  Spark history server on the event-log directory"
 	@echo "make airflow         Airflow (UI, scheduler, DAG processor, triggerer) on the embedded default"
+	@echo "make airflow-unpause put the DAGs on their Tokyo schedules (next runs show in the UI)"
 	@echo "make lock            re-resolve requirements/lock.txt from requirements/requirements.in"
 
 # Debian packages the stack needs; installs only what is missing (root or sudo).
@@ -59,3 +60,6 @@ clean-lake:
 
 airflow: setup
 	@bash scripts/airflow.sh
+
+airflow-unpause: setup
+	@bash scripts/airflow_unpause.sh

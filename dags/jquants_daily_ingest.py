@@ -14,6 +14,7 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from gogooku3.airflow.assets import bronze_assets, silver_assets
 from gogooku3.airflow.defaults import FETCH_ENDPOINTS, HISTORY_START, OWNER, POOL_JQUANTS, POOL_LAKE
+from gogooku3.airflow.params import date_range_params
 
 DOC = __doc__
 
@@ -27,10 +28,7 @@ DOC = __doc__
     tags=["gogooku3", "ingest", "jquants"],
     default_args={"owner": OWNER, "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
     params={
-        "start": Param(None, type=["null", "string"], format="date",
-                       description="history load: first trade date (default: the run's date)"),
-        "end": Param(None, type=["null", "string"], format="date",
-                     description="history load: last trade date"),
+        **date_range_params(),
         "resume": Param(False, type="boolean",
                         description="skip dates that already passed the gate"),
     },

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from gogooku3.airflow.assets import gold_assets, silver_assets
 from gogooku3.airflow.defaults import HISTORY_START, OWNER, POOL_SPARK, SPARK_CONN_ID
+from gogooku3.airflow.params import date_range_params
 from gogooku3.airflow.spark import FEATURES_JOB, LakeSparkSubmitOperator
 
 DOC = __doc__
@@ -30,12 +31,7 @@ WINDOW = "{{ ti.xcom_pull(task_ids='trade_dates')['%s'] }}"
     max_active_runs=1,
     tags=["gogooku3", "features", "spark"],
     default_args={"owner": OWNER, "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
-    params={
-        "start": Param(None, type=["null", "string"], format="date",
-                       description="first trade date to build (default: from the run)"),
-        "end": Param(None, type=["null", "string"], format="date",
-                     description="last trade date to build"),
-    },
+    params=date_range_params("the dates of the triggering silver events, else the run's"),
     doc_md=DOC,
 )
 def spark_features_daily():
@@ -60,7 +56,8 @@ def spark_features_daily():
 
     @task(task_id="gold_check", retries=0, outlets=gold_assets())
     def gold_check(window: dict, **context):
-        """Rows for every trading day, unique non-null keys, labels match features."""
+        """Rows for every trading day, unique non-null keys, labels match features;
+        warns of feature groups that are entirely null on a date (optional sources)."""
         from gogooku3.airflow.features_tasks import check
 
         return check(window, context)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make airflow: Airflow 3 on the embedded default — API server (UI), scheduler,
 # DAG processor and triggerer — with this repo's DAGs, plugins and connections.
-# Ctrl-C (or SIGTERM) stops every component.
+# Ctrl-C, SIGTERM or SIGHUP (to this script or its process group) stops every component.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/airflow_env.sh
@@ -19,32 +19,33 @@ fi
 airflow db migrate >"$AIRFLOW_HOME/logs/db-migrate.log" 2>&1
 bash scripts/airflow_pools.sh >/dev/null
 
-pids=()
-stopping=0
+# Each component runs in a session of its own (setsid): its pid is the session id, and
+# every process it starts stays in that session, including the task and parser processes
+# Airflow puts in process groups of their own. Stopping signals each session whole.
+sessions=()
 stop() {
-  trap - INT TERM EXIT
-  echo "stopping Airflow..."
-  # each component runs in its own process group (setsid): stop the whole group, so
-  # executor workers and task processes go with their parent
-  for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+  trap '' INT TERM HUP PIPE  # a second Ctrl-C, or a gone terminal, must not cut this short
+  trap - EXIT
+  echo "stopping Airflow..." 2>/dev/null || true
+  for s in "${sessions[@]}"; do pkill -TERM -s "$s" 2>/dev/null || true; done
   for _ in $(seq 1 30); do
     alive=0
-    for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
+    for s in "${sessions[@]}"; do pgrep -s "$s" >/dev/null 2>&1 && alive=1; done
     [ $alive -eq 0 ] && break
     sleep 1
   done
-  for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
-  wait "${pids[@]}" 2>/dev/null || true
+  for s in "${sessions[@]}"; do pkill -KILL -s "$s" 2>/dev/null || true; done
+  wait 2>/dev/null || true
 }
-trap 'stopping=1' INT TERM
+# INT (Ctrl-C), TERM (timeout, a supervisor, kill) and HUP (the terminal closed) alike
+trap 'stop; exit 0' INT TERM HUP
 trap stop EXIT
 for component in api-server scheduler dag-processor triggerer; do
   setsid airflow "$component" >"$AIRFLOW_HOME/logs/$component.log" 2>&1 &
-  pids+=($!)
+  sessions+=($!)
 done
 URL=$AIRFLOW__API__BASE_URL
 for _ in $(seq 1 120); do
-  [ $stopping -eq 1 ] && exit 0
   curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1 && break
   sleep 1
 done
@@ -55,13 +56,13 @@ cat <<MSG
   login:        admin / $PASSWORD   (stored in $PASSWORD_FILE)
   logs:         $AIRFLOW_HOME/logs/{api-server,scheduler,dag-processor,triggerer}.log
   Spark jobs:   make history-server  ->  http://127.0.0.1:18080
+  schedules:    jquants_daily_ingest 18:30 JST Mon-Fri -> spark_features_daily (silver
+                assets) -> daily_inference (gold assets); atft_training_weekly Sat 10:00 JST
+  go live:      make airflow-unpause   (paused DAGs show no next run; docs/airflow.md)
+  time zone:    the UI shows your browser's; pick Asia/Tokyo under User -> Timezone
   Ctrl-C stops Airflow.
 
 MSG
-wait -n "${pids[@]}" || true
-if [ $stopping -eq 1 ]; then
-  stop
-  exit 0
-fi
+wait -n "${sessions[@]}" || true
 echo "an Airflow component exited; see $AIRFLOW_HOME/logs" >&2
 exit 1

@@ -5,8 +5,11 @@
 #   -> jquants_daily_ingest: one history-load run over the whole range (params start/end):
 #      calendar, one fetch task per endpoint, quality gate + bronze, silver
 #   -> spark_features_daily: spark-submit spark_jobs/build_features.py -> gold, gold check
-# Runs are `airflow dags test` against this repo's airflow_home, so `make airflow` shows
-# them afterwards; the Spark application is in `make history-server`.
+# Each DAG runs once, now (`airflow dags test` without a logical date: the run's date is
+# the moment it starts, so the UI shows real durations and "last run: minutes ago"), with
+# the history range in its conf, against this repo's airflow_home: `make airflow` shows
+# the runs and their task logs afterwards; the Spark application is in
+# `make history-server`.
 # Re-running resumes: dates already ingested and validated are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,9 +42,9 @@ echo "== Airflow metadata DB and pools ($AIRFLOW_HOME)"
 airflow db migrate >"$AIRFLOW_HOME/logs/db-migrate.log" 2>&1
 bash scripts/airflow_pools.sh >/dev/null
 
-run_dag() {  # run_dag DAG_ID LOGICAL_DATE CONF LOG -> one `airflow dags test` run
-  local dag=$1 day=$2 conf=$3 log=$4 t0=$SECONDS
-  if airflow dags test "$dag" "$day" --conf "$conf" >"$log" 2>&1 \
+run_dag() {  # run_dag DAG_ID CONF LOG -> one run of the DAG, now, with CONF
+  local dag=$1 conf=$2 log=$3 t0=$SECONDS
+  if airflow dags test "$dag" --conf "$conf" >"$log" 2>&1 \
       && grep -q "state=success" "$log"; then
     echo "   $dag: success in $((SECONDS - t0)) s (log: $log)"
   else
@@ -52,11 +55,11 @@ run_dag() {  # run_dag DAG_ID LOGICAL_DATE CONF LOG -> one `airflow dags test` r
 }
 
 echo "== jquants_daily_ingest: history load $START..$END in one DAG run (lake: $($G config get lake_root))"
-run_dag jquants_daily_ingest "$END" \
+run_dag jquants_daily_ingest \
   "{\"start\": \"$START\", \"end\": \"$END\", \"resume\": true}" logs/demo-ingest-dag.log
 
 echo "== spark_features_daily: gold features and labels $FEATURES_START..$END (spark-submit)"
-run_dag spark_features_daily "$END" \
+run_dag spark_features_daily \
   "{\"start\": \"$FEATURES_START\", \"end\": \"$END\"}" logs/demo-features-dag.log
 
 echo "== lake"
@@ -64,7 +67,8 @@ $G lake ls
 cat <<MSG
 
 Where to look:
-  make airflow          Airflow UI (both DAGs and the runs above; login printed on start)
+  make airflow          Airflow UI (the DAGs and the runs above; login printed on start)
+  make airflow-unpause  put the DAGs on their Tokyo schedules (next runs in the UI)
   make history-server   Spark history server, http://127.0.0.1:18080 (the feature job)
   logs/demo-*-dag.log   the task logs of these runs; docs/airflow.md explains the DAGs
 MSG

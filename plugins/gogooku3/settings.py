@@ -11,7 +11,8 @@ working directory.
 Environment variables (each field also accepts ``GOGOOKU_<FIELD>``):
 ``GOGOOKU_LAKE``, ``JQUANTS_API_URL``, ``JQUANTS_API_KEY``,
 ``JQUANTS_MAX_CONCURRENT``, ``JQUANTS_REQUESTS_PER_MINUTE``, ``JQUANTS_PLAN``, ``SPARK_MASTER``,
-``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``CLICKHOUSE_URL``.
+``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``CLICKHOUSE_URL``, ``GOGOOKU_TRAINING_BACKEND``
+(``local``: a process beside Airflow; ``docker``: the trainer image), ``GOGOOKU_TRAINER_IMAGE``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = _env("mlflow_tracking_uri", "sqlite:///mlflow.db", "MLFLOW_TRACKING_URI")
     redis_url: str = _env("redis_url", "redis://127.0.0.1:6379/0", "REDIS_URL")
     clickhouse_url: str = _env("clickhouse_url", "chdb://clickhouse", "CLICKHOUSE_URL")
+    training_backend: Literal["local", "docker"] = _env("training_backend", "local")
+    trainer_image: str = _env("trainer_image", "gogooku3-trainer:latest")
 
     @field_validator("jquants_max_concurrent", "spark_shuffle_partitions")
     @classmethod

@@ -47,21 +47,23 @@ class AirflowEnv:
     def lake(self) -> str:
         return self.env["GOGOOKU_LAKE"]
 
-    def run(self, *args: str, timeout: float = 300, check: bool = True
-            ) -> subprocess.CompletedProcess:
-        proc = subprocess.run([AIRFLOW, *args], env=self.env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=timeout)
+    def run(self, *args: str, timeout: float = 300, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([AIRFLOW, *args], env=env or self.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"airflow {' '.join(args)} exited {proc.returncode}:\n"
                                  f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
         return proc
 
-    def dags_test(self, dag_id: str, day: str, conf: dict | None = None,
-                  check: bool = True) -> subprocess.CompletedProcess:
-        args = ["dags", "test", dag_id, day]
+    def dags_test(self, dag_id: str, day: str | None, conf: dict | None = None,
+                  check: bool = True, env: dict[str, str] | None = None
+                  ) -> subprocess.CompletedProcess:
+        """``airflow dags test`` of ``day`` (``None``: a run now, as ``make demo`` runs)."""
+        args = ["dags", "test", dag_id, *([day] if day else [])]
         if conf:
             args += ["--conf", json.dumps(conf)]
-        return self.run(*args, check=check, timeout=600)
+        return self.run(*args, check=check, timeout=600, env=env)
 
     def runs(self, dag_id: str) -> list[dict]:
         out = self.run("dags", "list-runs", dag_id, "-o", "json").stdout
@@ -103,8 +105,16 @@ class AirflowAPI:
             self.token = json.loads(r.read())["access_token"]
 
     def get(self, path: str) -> dict:
-        req = urllib.request.Request(f"{self.url}/api/v2{path}",
-                                     headers={"Authorization": f"Bearer {self.token}"})
+        return self._call("GET", path)
+
+    def patch(self, path: str, body: dict) -> dict:
+        return self._call("PATCH", path, body)
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}/api/v2{path}", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 

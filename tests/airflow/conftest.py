@@ -58,6 +58,7 @@ def airflow_env(isolated_lake, jquants_url, tmp_path_factory) -> AirflowEnv:
             {"conn_type": "http", "host": jquants_url, "password": KEY}),
         "GOGOOKU_LAKE": os.environ["GOGOOKU_LAKE"],
         "SPARK_EVENT_LOG_DIR": os.environ["SPARK_EVENT_LOG_DIR"],
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
         "GOGOOKU_SPARK_SHUFFLE_PARTITIONS": "2",
         "GOGOOKU_SPARK_DRIVER_MEMORY": "2g",
         "PYTHONUNBUFFERED": "1",
@@ -71,7 +72,8 @@ def airflow_env(isolated_lake, jquants_url, tmp_path_factory) -> AirflowEnv:
 
 @pytest.fixture(scope="session")
 def history(airflow_env) -> subprocess.CompletedProcess:
-    """2025-09-01..2026-11-16 ingested by one DAG run (the history-load path)."""
+    """2025-09-01..2026-11-16 ingested by one DAG run now, the range in its conf (the
+    history-load path ``make demo`` takes)."""
     return airflow_env.dags_test(
-        "jquants_daily_ingest", HISTORY_END.isoformat(),
+        "jquants_daily_ingest", None,
         conf={"start": MARKET_START.isoformat(), "end": HISTORY_END.isoformat()})

@@ -11,7 +11,8 @@ import pendulum
 import pytest
 from af_helpers import ROOT
 
-DAGS = ("jquants_daily_ingest", "spark_features_daily")
+DAGS = ("jquants_daily_ingest", "spark_features_daily", "atft_training_weekly",
+        "daily_inference")
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,7 @@ def dagbag(airflow_env):
 import json, time
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.docker.operators.docker import DockerOperator
 bag = DagBag(dag_folder="dags")
 out = {"errors": {k: str(v) for k, v in bag.import_errors.items()},
        "stats": {s.file: s.duration.total_seconds() for s in bag.dagbag_stats}, "dags": {}}
@@ -34,10 +36,12 @@ for dag_id, dag in bag.dags.items():
                   if getattr(dag.timetable, "asset_condition", None) is not None else [],
         "tags": sorted(dag.tags), "catchup": dag.catchup,
         "start_date": dag.start_date.isoformat(),
+        "params": {k: v.schema for k, v in dag.params.items()},
         "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries, "pool": t.pool,
                               "type": type(t).__name__, "trigger_rule": str(t.trigger_rule),
                               "backoff": float(t.retry_exponential_backoff or 0),
                               "spark_submit": isinstance(t, SparkSubmitOperator),
+                              "docker": isinstance(t, DockerOperator),
                               "outlets": sorted(o.uri for o in t.outlets),
                               "downstream": sorted(t.downstream_task_ids)}
                   for t in dag.tasks},
@@ -56,7 +60,7 @@ def test_every_dag_loads_without_import_errors(dagbag):
 
 
 def test_dag_files_parse_in_well_under_a_second(dagbag):
-    assert set(dagbag["stats"]) == {"jquants_daily_ingest.py", "spark_features_daily.py"}
+    assert set(dagbag["stats"]) == {f"{d}.py" for d in DAGS}
     for name, seconds in dagbag["stats"].items():
         assert seconds < 0.5, f"{name} took {seconds:.2f}s to parse"
 
@@ -95,6 +99,43 @@ def test_features_dag_runs_on_silver_assets_through_spark_submit(dagbag):
     assert all(t["owner"] == "gogooku3-data" for t in tasks.values())
 
 
+def test_training_dag_runs_saturdays_1000_jst_on_the_gpu_pool_and_emits_the_model(dagbag):
+    d = dagbag["dags"]["atft_training_weekly"]
+    assert d["timetable"] == "CronTriggerTimetable"
+    assert d["cron"] == "0 10 * * 6" and d["tz"] == "Asia/Tokyo" and d["catchup"] is False
+    assert d["tags"] == ["gogooku3", "model", "training"]
+    tasks = d["tasks"]
+    assert tasks["check_gold_range"]["downstream"] == ["train"]
+    assert tasks["train"]["downstream"] == ["evaluate_baselines", "register"]
+    assert tasks["evaluate_baselines"]["downstream"] == ["register"]
+    assert tasks["register"]["downstream"] == ["promote"]
+    assert tasks["train"]["docker"] and tasks["train"]["pool"] == "gpu"
+    assert tasks["promote"]["outlets"] == ["gogooku3://mlflow/models/atft_gat_fan"]
+    assert all(t["owner"] == "gogooku3-model" for t in tasks.values())
+    params = d["params"]
+    assert params["phase"]["enum"] == ["baseline", "adaptive_norm", "gat", "augmentation", "all"]
+    assert params["overrides"]["type"] == "object"
+
+
+def test_inference_dag_runs_on_the_gold_assets_and_ends_in_feast(dagbag):
+    d = dagbag["dags"]["daily_inference"]
+    assert d["timetable"] == "AssetTriggeredTimetable"
+    assert sorted(d["assets"]) == ["gogooku3://lake/gold/features", "gogooku3://lake/gold/labels"]
+    assert d["tags"] == ["gogooku3", "model", "serving"]
+    tasks = d["tasks"]
+    assert tasks["trade_dates"]["type"] == "_ShortCircuitDecoratedOperator"
+    assert tasks["predict"]["downstream"] == ["load_clickhouse", "materialize_feast"]
+    assert tasks["load_clickhouse"]["downstream"] == ["materialize_feast"]
+    assert all(t["owner"] == "gogooku3-model" for t in tasks.values())
+
+
+def test_every_dag_takes_the_same_start_end_params(dagbag):
+    schemas = {dag_id: {k: dagbag["dags"][dag_id]["params"][k]["type"] for k in ("start", "end")}
+               for dag_id in DAGS}
+    assert all(s == {"start": ["null", "string"], "end": ["null", "string"]}
+               for s in schemas.values()), schemas
+
+
 @pytest.mark.parametrize("dag_id", DAGS)
 def test_dags_start_before_any_history_so_backfills_get_tasks(dagbag, dag_id):
     """Airflow makes no task instances for logical dates before start_date: a late start
@@ -129,7 +170,7 @@ def test_a_run_near_midnight_utc_maps_to_the_next_jst_day():
 
 
 def test_a_run_without_logical_date_uses_run_after_and_params_give_a_range():
-    from gogooku3.airflow.dates import features_window, run_trade_date, run_window
+    from gogooku3.airflow.dates import run_trade_date, run_window, triggered_window
 
     after = pendulum.datetime(2026, 11, 20, 16, 0, tz="UTC")  # 01:00 JST on the 21st
     assert run_trade_date(_ctx(None, after)) == dt.date(2026, 11, 21)
@@ -137,7 +178,7 @@ def test_a_run_without_logical_date_uses_run_after_and_params_give_a_range():
         dt.date(2026, 11, 2), dt.date(2026, 11, 6))
     ev = SimpleNamespace(extra={"trade_dates": ["2026-11-19", "2026-11-20"]})
     ctx = _ctx(after) | {"triggering_asset_events": {"silver": [ev]}}
-    assert features_window(ctx) == (dt.date(2026, 11, 19), dt.date(2026, 11, 20))
+    assert triggered_window(ctx) == (dt.date(2026, 11, 19), dt.date(2026, 11, 20))
 
 
 def test_labor_thanksgiving_day_2026_is_not_a_trading_day():

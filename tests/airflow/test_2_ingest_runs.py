@@ -111,3 +111,10 @@ def test_each_published_day_has_one_row_per_listed_code(airflow_env, history, ta
     df = deltars.read_table(table, lake_root=airflow_env.lake).to_pandas()
     code = "code" if "code" in df else "Code"
     assert not df.duplicated(["date", code]).any()
+
+
+def test_dags_show_draws_the_graph_without_a_graphviz_warning(airflow_env, history):
+    proc = airflow_env.run("dags", "show", "jquants_daily_ingest")
+    assert "digraph jquants_daily_ingest" in proc.stdout
+    assert "is_trading_day -> fetch" in proc.stdout and "quality_gate -> build_silver" in proc.stdout
+    assert "graphviz" not in (proc.stdout + proc.stderr).lower().replace("digraph", "")

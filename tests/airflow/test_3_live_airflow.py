@@ -16,24 +16,47 @@ import subprocess
 import time
 import urllib.request
 
+import pendulum
 import pytest
 from af_helpers import ROOT, STOCKS, AirflowAPI, wait_until
 
 from gogooku3.lake import deltars
 
+DAGS = ("jquants_daily_ingest", "spark_features_daily", "atft_training_weekly",
+        "daily_inference")
 WEEK = (dt.date(2026, 11, 17), dt.date(2026, 11, 23))  # Tue..Mon; the 23rd is a holiday
 TRADING = [dt.date(2026, 11, d) for d in (17, 18, 19, 20)]
 REPORTS = ROOT / "reports"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
+def airflow_processes(home) -> list[str]:
+    """``pid cmdline`` of every process whose environment has this ``AIRFLOW_HOME``."""
+    marker = f"AIRFLOW_HOME={home}".encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                if marker not in fh.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode()
+            found.append(f"{pid} {cmd}")
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+    return found
+
+
 @pytest.fixture(scope="module")
 def live(airflow_env, history, tmp_path_factory):
-    """``make airflow`` in its own process group; stopped with SIGINT (Ctrl-C) at the end."""
+    """``make airflow`` in its own process group; stopped at the end with SIGTERM to that
+    group (what ``timeout`` or a supervisor sends), which must leave no Airflow process."""
     log = tmp_path_factory.mktemp("make_airflow") / "make-airflow.log"
     fh = open(log, "w")
-    proc = subprocess.Popen(["make", "-s", "airflow"], cwd=ROOT, env=airflow_env.env,
-                            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    # `-o setup`: the environment is installed (`make test` did it); a test never reinstalls
+    proc = subprocess.Popen(["make", "-s", "-o", "setup", "airflow"], cwd=ROOT,
+                            env=airflow_env.env, stdout=fh, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
     def started():
         if proc.poll() is not None:
@@ -47,37 +70,43 @@ def live(airflow_env, history, tmp_path_factory):
                           .read_text())["admin"]
     assert password in text, "make airflow prints the login"
 
-    def parsed():
-        out = airflow_env.run("dags", "list", "-o", "json", check=False).stdout
-        return all(d in out for d in ("jquants_daily_ingest", "spark_features_daily"))
+    api = AirflowAPI(url, "admin", password)
 
-    wait_until(parsed, 120, "the DAG processor to parse both DAGs", interval=3)
-    yield {"url": url, "password": password, "proc": proc,
-           "api": AirflowAPI(url, "admin", password)}
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+    def parsed():
+        return {d["dag_id"] for d in api.get("/dags?limit=100")["dags"]} >= set(DAGS)
+
+    wait_until(parsed, 120, "the DAG processor to parse every DAG", interval=3)
+    yield {"url": url, "password": password, "proc": proc, "api": api}
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=90)
-        wait_until(lambda: not _group_alive(proc.pid), 45,
-                   "every Airflow process to exit:\n" + _group_ps(proc.pid))
+        left = []
+
+        def none_left():
+            left[:] = airflow_processes(airflow_env.home)
+            return not left
+
+        try:
+            wait_until(none_left, 60, "every Airflow process to exit", interval=1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; left:\n" + "\n".join(left)) from None
     finally:
-        if _group_alive(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
+        for line in airflow_processes(airflow_env.home):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
         fh.close()
     assert "stopping Airflow" in log.read_text()
 
 
-def _group_ps(pgid: int) -> str:
-    ps = subprocess.run(["ps", "-o", "pid,pgid,etime,cmd", "-g", str(pgid)],
-                        capture_output=True, text=True)
-    return ps.stdout
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def test_unpause_puts_every_dag_on_its_tokyo_schedule(airflow_env, live):
+    subprocess.run(["bash", "scripts/airflow_unpause.sh"], cwd=ROOT, env=airflow_env.env,
+                   check=True, capture_output=True)
+    dags = {d["dag_id"]: d for d in live["api"].get("/dags?limit=100")["dags"]}
+    assert not any(dags[d]["is_paused"] for d in DAGS)
+    ingest = pendulum.parse(dags["jquants_daily_ingest"]["next_dagrun_run_after"])
+    train = pendulum.parse(dags["atft_training_weekly"]["next_dagrun_run_after"])
+    tokyo = ingest.in_timezone("Asia/Tokyo"), train.in_timezone("Asia/Tokyo")
+    assert (tokyo[0].hour, tokyo[0].minute) == (18, 30) and tokyo[0].isoweekday() <= 5
+    assert (tokyo[1].hour, tokyo[1].minute, tokyo[1].isoweekday()) == (10, 0, 6)
 
 
 def _snapshot(lake: str) -> dict[str, list]:
@@ -130,10 +159,23 @@ def _backfill(af, api, *extra: str) -> list[dict]:
     return wait_until(done, 300, "the backfill's 5 runs to finish", interval=1)
 
 
+def test_the_history_load_ran_now_so_the_ui_shows_its_real_duration(live):
+    """``make demo``'s path: one run now with the range in its conf, not a run dated in the
+    past (which the UI shows as days old, with a duration of days)."""
+    runs = [r for r in live["api"].runs("jquants_daily_ingest")
+            if (r.get("conf") or {}).get("start") == "2025-09-01"]
+    assert runs, "the session's history-load run"
+    run = runs[0]
+    after, start, end = (pendulum.parse(run[k]) for k in ("run_after", "start_date", "end_date"))
+    assert after <= start < end
+    assert start - after < dt.timedelta(minutes=5)
+    assert pendulum.now("UTC") - after < dt.timedelta(hours=3)
+
+
 def test_one_week_backfill_gives_one_partition_per_trading_day_and_rerun_changes_nothing(
         airflow_env, live):
     af = airflow_env
-    af.run("dags", "unpause", "jquants_daily_ingest")
+    live["api"].patch("/dags/jquants_daily_ingest", {"is_paused": False})
     started = time.monotonic()
     runs = _backfill(af, live["api"])
     assert {r["state"] for r in runs} == {"success"}, runs
@@ -182,10 +224,13 @@ def _browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1440,960"):
         opts.add_argument(arg)
-    return webdriver.Chrome(options=opts, service=webdriver.ChromeService(CHROMEDRIVER))
+    # a browser in Tokyo: the UI shows times in the browser's zone (Airflow 3 has no
+    # server-side default), so this is what a user in Japan sees
+    service = webdriver.ChromeService(CHROMEDRIVER, env={**os.environ, "TZ": "Asia/Tokyo"})
+    return webdriver.Chrome(options=opts, service=service)
 
 
-def test_ui_login_dag_list_and_ingest_grid_in_headless_chromium(live):
+def test_ui_login_dag_list_and_ingest_and_training_grids_in_headless_chromium(live):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -206,10 +251,10 @@ def test_ui_login_dag_list_and_ingest_grid_in_headless_chromium(live):
         wait.until(lambda d: "login" not in d.current_url)
 
         driver.get(f"{url}/dags")
-        wait.until(lambda d: "jquants_daily_ingest" in d.page_source
-                   and "spark_features_daily" in d.page_source)
+        wait.until(lambda d: all(dag in d.page_source for dag in DAGS))
         body = driver.find_element(By.TAG_NAME, "body").text
-        assert "jquants_daily_ingest" in body and "spark_features_daily" in body
+        assert all(dag in body for dag in DAGS)
+        (REPORTS / "airflow_dags_page.txt").write_text(body)
         driver.save_screenshot(str(REPORTS / "airflow_dags.png"))
 
         driver.get(f"{url}/dags/jquants_daily_ingest")  # the grid is the DAG page's left pane
@@ -220,7 +265,17 @@ def test_ui_login_dag_list_and_ingest_grid_in_headless_chromium(live):
         for task in ("is_trading_day", "fetch", "quality_gate", "build_silver"):
             assert task in driver.page_source, task
         driver.save_screenshot(str(REPORTS / "airflow_ingest_grid.png"))
+
+        driver.get(f"{url}/dags/atft_training_weekly")
+        wait.until(lambda d: "check_gold_range" in d.page_source)
+        time.sleep(2)
+        for task in ("check_gold_range", "train", "evaluate_baselines", "register", "promote"):
+            assert task in driver.page_source, task
+        (REPORTS / "airflow_training_page.txt").write_text(
+            driver.find_element(By.TAG_NAME, "body").text)
+        driver.save_screenshot(str(REPORTS / "airflow_training_grid.png"))
     finally:
         driver.quit()
-    for name in ("airflow_login.png", "airflow_dags.png", "airflow_ingest_grid.png"):
+    for name in ("airflow_login.png", "airflow_dags.png", "airflow_ingest_grid.png",
+                 "airflow_training_grid.png"):
         assert (REPORTS / name).stat().st_size > 10_000, name

@@ -43,7 +43,12 @@ def features_run(airflow_env, history):
         airflow_env.dags_test("jquants_daily_ingest", DAY.isoformat())
     events = Path(airflow_env.env["SPARK_EVENT_LOG_DIR"])
     before = set(os.listdir(events)) if events.exists() else set()
-    proc = airflow_env.dags_test("spark_features_daily", DAY.isoformat(), check=False)
+    # spark-submit is found by its path, not on PATH: run without the virtualenv on it
+    venv_bin = os.path.realpath(ROOT / ".venv" / "bin")
+    path = os.pathsep.join(p for p in airflow_env.env["PATH"].split(os.pathsep)
+                           if os.path.realpath(p) != venv_bin)
+    proc = airflow_env.dags_test("spark_features_daily", DAY.isoformat(), check=False,
+                                 env={**airflow_env.env, "PATH": path})
     new = sorted(set(os.listdir(events)) - before)
     return proc, new
 

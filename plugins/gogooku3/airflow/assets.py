@@ -2,7 +2,8 @@
 
 Ingestion tasks emit events on the bronze/silver assets with ``extra={"trade_date": ...}``;
 the feature DAG is scheduled on the silver assets and reads the trade dates from those
-events. Training and serving DAGs will schedule on the gold assets the same way.
+events; the gold events carry the dates built, which ``daily_inference`` predicts. The
+training DAG's promote task emits the model Asset.
 """
 
 from __future__ import annotations
@@ -30,3 +31,14 @@ def silver_assets() -> list[Asset]:
 
 def gold_assets() -> list[Asset]:
     return [lake_asset(t) for t in GOLD_TABLES]
+
+
+#: the registered model the training DAG promotes and the inference DAG serves
+MODEL_NAME = "atft_gat_fan"
+
+
+def model_asset() -> Asset:
+    """The Asset of the registered model (URI ``gogooku3://mlflow/models/<name>``); its
+    events carry the registry version and the champion decision."""
+    return Asset(name=f"model.{MODEL_NAME}", uri=f"gogooku3://mlflow/models/{MODEL_NAME}",
+                 group="model")

@@ -17,7 +17,8 @@ from typing import Any
 
 from gogooku3.jpx.calendar import TOKYO, parse_date, to_trade_date
 
-__all__ = ["TOKYO", "run_instant", "run_trade_date", "run_window"]
+__all__ = ["TOKYO", "asset_event_window", "run_instant", "run_trade_date", "run_window",
+           "triggered_window"]
 
 
 def run_instant(context: Mapping[str, Any]) -> dt.datetime:
@@ -66,9 +67,10 @@ def asset_event_window(context: Mapping[str, Any]) -> tuple[dt.date, dt.date] | 
     return (min(days), max(days)) if days else None
 
 
-def features_window(context: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
-    """Trade dates a feature run builds: ``params.start``/``end``, else the dates the
-    triggering silver events published, else the run's own JST trade date."""
+def triggered_window(context: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
+    """Trade dates an asset-scheduled run works on (features, inference):
+    ``params.start``/``end``, else the dates the triggering events carry, else the run's
+    own JST trade date."""
     params = context.get("params") or {}
     if params.get("start") or params.get("end"):
         return run_window(context)

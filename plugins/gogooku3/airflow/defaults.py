@@ -10,6 +10,7 @@ import pendulum
 from gogooku3.jquants.endpoints import FETCHED_ENDPOINTS
 
 OWNER = "gogooku3-data"
+OWNER_MODEL = "gogooku3-model"
 POOL_JQUANTS = "jquants_api"
 POOL_LAKE = "lake_writes"
 POOL_SPARK = "spark"

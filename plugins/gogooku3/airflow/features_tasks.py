@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from gogooku3.airflow.dates import features_window
+from gogooku3.airflow.dates import triggered_window
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ def plan_features(context: Mapping[str, Any]) -> dict[str, str] | None:
     from gogooku3.jpx.calendar import TradingCalendar
     from gogooku3.settings import get_settings
 
-    start, end = features_window(context)
+    start, end = triggered_window(context)
     days = TradingCalendar.from_lake(get_settings().lake_uri).trading_days(start, end)
     if not days:
         log.info("features %s..%s: no JPX trading day; skipping", start, end)
@@ -26,16 +26,19 @@ def plan_features(context: Mapping[str, Any]) -> dict[str, str] | None:
     return {"start": days[0].isoformat(), "end": days[-1].isoformat()}
 
 
-def check(window: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, int]:
-    """``check_gold`` over the window; the gold Asset events carry the trade dates."""
+def check(window: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The gold check over the window; the gold Asset events carry its ``trade_dates``
+    (what ``daily_inference`` predicts) and the rows and empty groups found."""
     from gogooku3.airflow.assets import GOLD_TABLES, lake_asset
-    from gogooku3.airflow.spark import check_gold
+    from gogooku3.quality.gold_check import check_gold
 
     start, end = dt.date.fromisoformat(window["start"]), dt.date.fromisoformat(window["end"])
-    rows = check_gold(start, end)
+    summary = check_gold(start, end).summary()
     events = context.get("outlet_events")
     if events is not None:
         for t in GOLD_TABLES:
-            events[lake_asset(t)].extra = {"start": window["start"], "end": window["end"],
-                                           "rows": rows.get(t, 0)}
-    return rows
+            events[lake_asset(t)].extra = {
+                "trade_dates": summary["trade_dates"], "start": window["start"],
+                "end": window["end"], "rows": summary["rows"].get(t, 0),
+                "empty_groups": summary["empty_groups"]}
+    return summary
