@@ -19,10 +19,12 @@ from training.model.tft import TemporalFusionEncoder
 @dataclass
 class ModelOutput:
     """Forecasts for the N stocks of one batch: ``point`` [N, H] and ``quantiles`` [N, H, Q]
-    (non-decreasing along Q), both float32, in return units."""
+    (non-decreasing along Q), both float32, in return units; ``levels`` are the Q quantile
+    levels (from the model's config)."""
 
     point: Tensor
     quantiles: Tensor
+    levels: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
 class ATFTGATFAN(nn.Module):
@@ -86,7 +88,7 @@ class ATFTGATFAN(nn.Module):
         for norm, stats in ((self.san, san_stats), (self.fan, fan_stats)):
             if norm is not None:
                 point, quantiles = norm.denormalize(point, stats), norm.denormalize(quantiles, stats)
-        return ModelOutput(point=point, quantiles=quantiles)
+        return ModelOutput(point=point, quantiles=quantiles, levels=self.cfg.quantiles)
 
     def _check_input(self, x: Tensor) -> None:
         cfg = self.cfg
