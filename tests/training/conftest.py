@@ -10,7 +10,7 @@ from tr_lake import FEATURES, build_gold
 
 from gogooku3.market.sim import MarketConfig, PlantedSignal, simulate_market
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 threads thrash on a loaded 2-core machine
 
 #: the planted market the tests learn: strong enough to learn in seconds on 2 cores
 MARKET = MarketConfig(stocks=120, start=dt.date(2024, 1, 4), end=dt.date(2024, 12, 27), seed=11,

@@ -102,6 +102,7 @@ class DevicePanel:
                   / torch.from_numpy(scaler.label_std).to(self.device))
         self.y_ok = torch.from_numpy(panel.label_ok).to(self.device)
         self.label_std = scaler.label_std
+        self.scaler = scaler
 
     @property
     def n_inputs(self) -> int:

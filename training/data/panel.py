@@ -100,13 +100,14 @@ def _index(values: pa.ChunkedArray, universe: np.ndarray) -> np.ndarray:
 
 def load_panel(start: dt.date | None = None, end: dt.date | None = None,
                feature_columns: Sequence[str] | None = None,
-               lake_root: str | None = None) -> Panel:
+               lake_root: str | None = None, check: bool = True) -> Panel:
     """Read features and labels for ``[start, end]`` into a ``Panel``.
 
-    Raises ``GoldCoverageError`` when the tables do not cover the range or a requested
-    feature column is not in gold.features.
+    Raises ``GoldCoverageError`` when (with ``check``) the tables do not cover the range,
+    when no feature rows fall in it, or a requested feature column is not in gold.features.
     """
-    check_gold_range(start, end, lake_root, tables=("gold.features", "gold.labels"))
+    if check:
+        check_gold_range(start, end, lake_root, tables=("gold.features", "gold.labels"))
     cols = list(feature_columns) if feature_columns else default_feature_columns()
     known = set(catalog.table("gold.features").column_names)
     unknown = [c for c in cols if c not in known]
