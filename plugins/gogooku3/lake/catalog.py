@@ -176,6 +176,16 @@ _TABLES = [
         primary_key=("date", "code", "peer_code"),
         description="k nearest peers by trailing 60-day return correlation, per snapshot date",
     ),
+    TableSpec(
+        name="gold.predictions",
+        columns=_cols(
+            "date:date code:string model_name:string model_version:string "
+            + " ".join(f"pred_{h}d " + " ".join(f"pred_{h}d_q{q}" for q in (10, 25, 50, 75, 90))
+                       for h in (1, 2, 3, 5, 10))
+        ),
+        primary_key=("date", "code"),
+        description="model forecasts of fwd_ret_{h}d (point and quantiles) by `gogooku3 predict`",
+    ),
     # ---- quality
     TableSpec(
         name="quality.validations",

@@ -1,0 +1,173 @@
+"""ATFT-GAT-FAN building blocks: shapes in and out, and each block's defining property."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from training.model.denorm import ForecastDenormalizer
+from training.model.fan import FrequencyAdaptiveNorm, dominant_components
+from training.model.graph import PeerGraphAttention
+from training.model.grn import GateAddNorm, GatedResidualNetwork
+from training.model.heads import ForecastHeads
+from training.model.san import SliceAdaptiveNorm
+from training.model.temporal_attention import CausalTemporalAttention
+from training.model.tft import TemporalFusionEncoder
+from training.model.variable_selection import VariableSelectionNetwork
+
+N, L, F, D, H, Q = 6, 20, 7, 16, 5, 5
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_one_thread():
+    """Tiny tensors: one thread avoids thread hand-off costs on the shared 2-core machine."""
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_grn_and_gate_shapes_with_and_without_context():
+    grn = GatedResidualNetwork(F, D, D, d_context=D)
+    assert grn(torch.randn(N, L, F), torch.randn(N, D)).shape == (N, L, D)
+    assert grn(torch.randn(N, F)).shape == (N, D)
+    assert GateAddNorm(F, D)(torch.randn(N, L, F), torch.randn(N, L, D)).shape == (N, L, D)
+    with pytest.raises(ValueError, match="context"):
+        GatedResidualNetwork(F, D, D)(torch.randn(N, F), torch.randn(N, D))
+
+
+def test_variable_selection_weights_are_a_distribution_over_features():
+    vsn = VariableSelectionNetwork(F, D, d_context=D)
+    selected, weights = vsn(torch.randn(N, L, F), torch.randn(N, D))
+    assert selected.shape == (N, L, D) and weights.shape == (N, L, F)
+    assert torch.all(weights >= 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(N, L))
+
+
+def test_variable_selection_equals_weighted_sum_of_per_feature_embeddings():
+    vsn = VariableSelectionNetwork(F, D).eval()
+    x = torch.randn(N, L, F)
+    _, weights = vsn(x)
+    embeddings = x.unsqueeze(-1) * vsn.weight + vsn.bias  # [N, L, F, D], built explicitly
+    expected = vsn.transform((weights.unsqueeze(-1) * embeddings).sum(dim=2))
+    torch.testing.assert_close(vsn(x)[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_causal_attention_output_before_t_ignores_inputs_from_t_on():
+    attention = CausalTemporalAttention(D, heads=4).eval()
+    x = torch.randn(N, L, D)
+    t = 12
+    changed = x.clone()
+    changed[:, t:] += 5.0 * torch.randn(N, L - t, D)
+    before, after = attention(x), attention(changed)
+    assert before.shape == (N, L, D)
+    torch.testing.assert_close(before[:, :t], after[:, :t])
+    assert not torch.allclose(before[:, t:], after[:, t:])
+
+
+@pytest.mark.parametrize("with_context", [False, True])
+def test_temporal_fusion_encoder_is_causal_end_to_end(with_context):
+    encoder = TemporalFusionEncoder(F, D, heads=4, lstm_layers=2, with_context=with_context).eval()
+    context = torch.randn(N, D) if with_context else None
+    x = torch.randn(N, L, F)
+    t = 9
+    changed = x.clone()
+    changed[:, t] += 3.0
+    sequence = encoder.encode(x, context)
+    assert sequence.shape == (N, L, D) and encoder(x, context).shape == (N, D)
+    torch.testing.assert_close(sequence[:, :t], encoder.encode(changed, context)[:, :t])
+    assert not torch.allclose(sequence[:, t:], encoder.encode(changed, context)[:, t:])
+
+
+def test_dominant_components_pick_the_highest_energy_bins():
+    t = torch.arange(20, dtype=torch.float32)
+    level, amplitude = 1.0, 3.0
+    wave = amplitude * torch.cos(2 * math.pi * 2 * t / 20)
+    x = (level + wave).reshape(1, 20, 1).repeat(2, 1, 3)
+    # DC energy (20 * 1)^2 = 400 < the cosine pair's 2 * (10 * 3)^2 = 1800: top-1 is the wave
+    torch.testing.assert_close(dominant_components(x, 20, 1)[0, :, 0], wave, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dominant_components(x, 20, 2)[0, :, 0], level + wave, atol=1e-5, rtol=0)
+
+
+def test_dominant_components_windows_align_to_the_last_step():
+    x = torch.randn(3, 12, 2) + 4.0
+    part = dominant_components(x, 5, 1)
+    assert part.shape == x.shape
+    assert torch.all(part[:, :2] == 0)  # 12 % 5 = 2 leading steps belong to no window
+    # a constant window: its only energy is DC, so the component is the window itself
+    const = torch.full((1, 10, 1), 2.5)
+    torch.testing.assert_close(dominant_components(const, 5, 1), const)
+
+
+def test_fan_removes_trends_and_reports_what_it_removed():
+    fan = FrequencyAdaptiveNorm(F, H, windows=(20, 10, 5), top_k=1)
+    x = torch.randn(N, L, F) * 0.1 + 7.0  # a large level on small noise
+    residual, stats = fan(x)
+    assert residual.shape == (N, L, F) and stats.shape == (N, 2 * F)
+    assert residual.abs().mean() < 0.2  # the level is gone
+    removed = x - residual
+    torch.testing.assert_close(stats[:, :F], removed.mean(1))
+    torch.testing.assert_close(stats[:, F:], removed[:, -1])
+
+
+def test_san_normalizes_each_of_three_slices():
+    san = SliceAdaptiveNorm(F, H, slices=3)
+    x = torch.randn(N, L, F) * 4.0 + 2.0
+    x[:, 14:, 0] = 5.0  # a constant last slice (20 -> 7, 7, 6)
+    out, stats = san(x)
+    assert out.shape == (N, L, F) and stats.shape == (N, 2 * 3 * F)
+    for start, stop in ((0, 7), (7, 14), (14, 20)):
+        part = out[:, start:stop, 1:]
+        torch.testing.assert_close(part.mean(1), torch.zeros(N, F - 1), atol=1e-5, rtol=0)
+        torch.testing.assert_close(part.std(1, correction=0), torch.ones(N, F - 1), atol=1e-3, rtol=0)
+    assert torch.all(out[:, 14:, 0] == 0)
+    torch.testing.assert_close(stats[:, :F], x[:, :7].mean(1))  # slice 1 means
+
+
+def test_denormalizer_starts_as_identity_and_applies_scale_then_shift():
+    denorm = ForecastDenormalizer(n_stats=4, n_horizons=H)
+    y, q, stats = torch.randn(N, H), torch.randn(N, H, Q), torch.randn(N, 4)
+    torch.testing.assert_close(denorm(y, stats), y)
+    with torch.no_grad():
+        denorm.proj.bias[:H] = 0.5  # shift
+        denorm.proj.bias[H:] = 0.2  # log scale (|.| < 3: tanh bound nearly linear)
+    s = 3.0 * math.tanh(0.2 / 3.0)
+    torch.testing.assert_close(denorm(y, stats), y * math.exp(s) + 0.5)
+    torch.testing.assert_close(denorm(q, stats), q * math.exp(s) + 0.5)
+
+
+def test_graph_block_shapes_and_bad_graph_errors():
+    block = PeerGraphAttention(D, heads=4, layers=2, edge_dim=2)
+    h = torch.randn(N, D)
+    edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    assert block(h, edge_index, torch.rand(3, 2)).shape == (N, D)
+    with pytest.raises(ValueError, match="outside the batch"):
+        block(h, torch.tensor([[0], [N]]), torch.rand(1, 2))
+    with pytest.raises(ValueError, match="edge_attr must be"):
+        block(h, edge_index, torch.rand(3, 1))
+    with pytest.raises(ValueError, match="edge_attr is required"):
+        block(h, edge_index, None)
+
+
+def test_graph_changes_a_node_only_through_its_edges():
+    block = PeerGraphAttention(D, heads=4, layers=2, edge_dim=1).eval()
+    h = torch.randn(4, D)
+    edge_index = torch.tensor([[1, 3], [0, 1]])  # 1 -> 0 and 3 -> 1; node 2 has no peers
+    edge_attr = torch.rand(2, 1)
+    changed = h.clone()
+    changed[1] += 2.0
+    base, out = block(h, edge_index, edge_attr), block(changed, edge_index, edge_attr)
+    assert not torch.allclose(base[0], out[0])  # 0 listens to 1
+    torch.testing.assert_close(base[2], out[2])  # 2 is not connected
+    torch.testing.assert_close(base[3], out[3])  # 3 sends to 1 but does not listen
+
+
+def test_heads_shapes_and_monotone_quantiles_for_extreme_inputs():
+    heads = ForecastHeads(D, H, Q)
+    point, quantiles = heads(torch.randn(50, D) * 100.0)
+    assert point.shape == (50, H) and quantiles.shape == (50, H, Q)
+    assert point.dtype == quantiles.dtype == torch.float32
+    assert torch.all(quantiles.diff(dim=-1) >= 0)

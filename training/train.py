@@ -1,0 +1,177 @@
+"""The training loop of one model on one fold: AdamW, gradient clipping, bf16 autocast on
+CUDA (fp32 on CPU), early stopping on the validation loss with the best weights kept.
+
+A step is one day batch (``training.data.batches``); the loss is the model engineer's
+``forecast_loss`` on labels scaled by the fold's label standard deviation. Augmentation
+(training only): Gaussian noise on observed inputs and feature dropout (a feature of a
+stock is zeroed over its whole window). Validation never changes a weight: it only picks
+which epoch's weights are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from training.data.batches import DayBatch, DaySampler, DevicePanel
+from training.losses import LossConfig, forecast_loss
+from training.model import ATFTGATFAN, ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is available (use train=cpu)")
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA for ``auto``/``bf16``; None (fp32) on CPU or for ``fp32``."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision in ("auto", "bf16"):
+        return torch.bfloat16
+    raise ValueError(f"train.precision must be auto, fp32 or bf16, got {precision!r}")
+
+
+def build_model(model_cfg: dict, n_inputs: int, window: int) -> ATFTGATFAN:
+    """The model for ``n_inputs`` channels and windows of ``window`` days."""
+    return ATFTGATFAN(ModelConfig.from_dict({**model_cfg, "n_features": n_inputs,
+                                             "seq_len": window}))
+
+
+@dataclass
+class FitResult:
+    """Best weights (lowest validation loss), the weights after the last epoch, and one
+    history row per epoch (``epoch``, ``train/total_loss``, ``val/total_loss``, ...)."""
+
+    best_state: dict
+    final_state: dict
+    best_epoch: int
+    best_val_loss: float
+    history: list[dict] = field(default_factory=list)
+
+
+def _augment(x: torch.Tensor, n_features: int, noise_std: float, dropout: float,
+             gen: torch.Generator) -> torch.Tensor:
+    feats = x[..., :n_features]
+    if noise_std > 0:
+        noise = torch.randn(feats.shape, generator=gen, device="cpu").to(x.device)
+        feats = feats + noise_std * noise * (feats != 0)
+    if dropout > 0:
+        keep = torch.rand((x.shape[0], 1, n_features), generator=gen, device="cpu") >= dropout
+        feats = feats * keep.to(x.device, x.dtype)
+    return torch.cat([feats, x[..., n_features:]], dim=2) if x.shape[2] > n_features else feats
+
+
+class Trainer:
+    """Fits one model on one fold's train days, selecting epochs on its validation days."""
+
+    def __init__(self, model: ATFTGATFAN, panel: DevicePanel, train_cfg: dict,
+                 loss_cfg: dict, use_graph: bool = True):
+        self.model, self.panel, self.cfg = model, panel, train_cfg
+        self.loss_cfg = LossConfig.from_dict(loss_cfg)
+        self.device = panel.device
+        self.amp = autocast_dtype(train_cfg["precision"], self.device)
+        self.use_graph = use_graph
+        self.model.to(self.device)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=float(train_cfg["lr"]),
+                                     weight_decay=float(train_cfg["weight_decay"]))
+        self.gen = torch.Generator().manual_seed(int(train_cfg["seed"]))
+
+    def _loss(self, batch: DayBatch) -> dict[str, torch.Tensor]:
+        ei = batch.edge_index if self.use_graph else None
+        ea = batch.edge_attr if self.use_graph else None
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32,
+                            enabled=self.amp is not None):
+            out = self.model(batch.x, ei, ea)
+        out.point, out.quantiles = out.point.float(), out.quantiles.float()
+        return forecast_loss(out, batch.y, batch.y_mask, self.loss_cfg)
+
+    def train_epoch(self, sampler: DaySampler, epoch: int) -> dict[str, float]:
+        """One pass over ``sampler``'s day batches; mean losses and samples/s."""
+        self.model.train()
+        sampler.set_epoch(epoch)
+        aug = self.cfg.get("augment") or {}
+        n_feat = self.panel.panel.features.shape[2]
+        sums: dict[str, float] = {}
+        n, t0 = 0, time.perf_counter()
+        for day, stocks in sampler:
+            batch = self.panel.batch(day, stocks)
+            if aug.get("noise_std", 0) or aug.get("feature_dropout", 0):
+                batch.x = _augment(batch.x, n_feat, float(aug.get("noise_std", 0)),
+                                   float(aug.get("feature_dropout", 0)), self.gen)
+            losses = self._loss(batch)
+            self.opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))
+            self.opt.step()
+            k = len(stocks)
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * k
+            n += k
+        secs = time.perf_counter() - t0
+        out = {f"train/{k}_loss" if k == "total" else f"train/{k}": v / max(n, 1)
+               for k, v in sums.items()}
+        out["train/samples_per_s"] = n / secs if secs > 0 else 0.0
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, sampler: DaySampler) -> dict[str, float]:
+        """Mean validation losses over ``sampler`` (weights unchanged)."""
+        self.model.eval()
+        sums: dict[str, float] = {}
+        n = 0
+        for day, stocks in sampler:
+            losses = self._loss(self.panel.batch(day, stocks))
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value) * len(stocks)
+            n += len(stocks)
+        return {f"val/{k}_loss" if k == "total" else f"val/{k}": v / max(n, 1)
+                for k, v in sums.items()}
+
+    def fit(self, train: DaySampler, val: DaySampler,
+            on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
+        """Train up to ``epochs`` epochs; stop after ``patience`` epochs without a lower
+        ``val/total_loss``; return the best and final weights and the history."""
+        epochs, patience = int(self.cfg["epochs"]), int(self.cfg["patience"])
+        best, best_epoch, best_state, history = float("inf"), -1, None, []
+        for epoch in range(epochs):
+            row = {"epoch": epoch, **self.train_epoch(train, epoch), **self.evaluate(val)}
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+            log.info("epoch %d/%d  train %.4f  val %.4f  %.0f samples/s", epoch + 1, epochs,
+                     row["train/total_loss"], row.get("val/total_loss", float("nan")),
+                     row["train/samples_per_s"])
+            val_loss = row.get("val/total_loss", float("inf"))
+            if val_loss < best:
+                best, best_epoch = val_loss, epoch
+                best_state = copy.deepcopy(self.model.state_dict())
+            elif epoch - best_epoch >= patience:
+                log.info("early stop at epoch %d (best %d, val %.4f)", epoch + 1,
+                         best_epoch + 1, best)
+                break
+        final = copy.deepcopy(self.model.state_dict())
+        if best_state is None:
+            best_state = final
+        self.model.load_state_dict(best_state)
+        return FitResult(best_state, final, best_epoch, best, history)
