@@ -11,7 +11,9 @@ working directory.
 Environment variables (each field also accepts ``GOGOOKU_<FIELD>``):
 ``GOGOOKU_LAKE``, ``JQUANTS_API_URL``, ``JQUANTS_API_KEY``,
 ``JQUANTS_MAX_CONCURRENT``, ``JQUANTS_REQUESTS_PER_MINUTE``, ``SPARK_MASTER``,
-``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``CLICKHOUSE_URL``.
+``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``CLICKHOUSE_URL``, ``AWS_ENDPOINT_URL``,
+``AWS_REGION``. S3 credentials are never settings: S3A, delta-rs and MLflow read
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` from the environment themselves.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pydantic_settings import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET_FIELDS = frozenset({"jquants_api_key"})
-PATH_FIELDS = ("lake_root", "spark_event_log_dir", "cache_dir")
+PATH_FIELDS = ("lake_root", "spark_event_log_dir", "cache_dir", "feast_data_dir")
 
 
 class SettingsError(ValueError):
@@ -96,6 +98,10 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = _env("mlflow_tracking_uri", "sqlite:///mlflow.db", "MLFLOW_TRACKING_URI")
     redis_url: str = _env("redis_url", "redis://127.0.0.1:6379/0", "REDIS_URL")
     clickhouse_url: str = _env("clickhouse_url", "chdb://clickhouse", "CLICKHOUSE_URL")
+    feast_data_dir: str = _env("feast_data_dir", "feast_data")
+    feast_registry: str | None = _env("feast_registry", None)
+    s3_endpoint_url: str | None = _env("s3_endpoint_url", None, "AWS_ENDPOINT_URL")
+    s3_region: str = _env("s3_region", "us-east-1", "AWS_REGION")
 
     @field_validator("jquants_max_concurrent", "spark_shuffle_partitions")
     @classmethod
@@ -121,6 +127,11 @@ class Settings(BaseSettings):
         if "://" in self.lake_root:
             return self.lake_root
         return str(self.resolved_path("lake_root"))
+
+    @property
+    def lake_on_s3(self) -> bool:
+        """Whether the lake root is on S3-compatible object storage."""
+        return self.lake_root.startswith(("s3://", "s3a://"))
 
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values with secrets replaced by ``***``."""
