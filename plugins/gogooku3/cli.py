@@ -114,6 +114,7 @@ def _component_commands():
         "gogooku3.ingest.cli",
         "gogooku3.quality.data_docs",
         "spark_jobs.cli",
+        "gogooku3.serving.cli",
     ):
         try:
             mod = importlib.import_module(module)

@@ -164,16 +164,25 @@ def online_lookup(codes: list[str], store=None, refs: list[str] | None = None) -
     """Online vectors of ``codes`` (in the order given, repeats dropped).
 
     A code the online store does not hold (never materialized, or not a listed code)
-    is returned in ``missing`` instead of ``rows``; it is not an error.
+    is returned in ``missing`` instead of ``rows``; it is not an error. An unreachable
+    Redis raises ``ServingError`` naming host and port (never the password).
     """
     if not codes:
         raise ServingError("serve online: no codes given")
     codes = list(dict.fromkeys(str(c) for c in codes))
     store = store or feature_store()
     refs = refs or feature_refs()
-    raw = store.get_online_features(
-        features=refs, entity_rows=[{ENTITY: c} for c in codes]
-    ).to_dict(include_event_timestamps=True)
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    try:
+        raw = store.get_online_features(
+            features=refs, entity_rows=[{ENTITY: c} for c in codes]
+        ).to_dict(include_event_timestamps=True)
+    except RedisConnectionError as exc:
+        where = store.config.online_store.connection_string.split(",")[0]
+        raise ServingError(
+            f"serve online: Redis at {where} not reachable ({type(exc).__name__}); start it "
+            "(gogooku3 serve redis start) or point REDIS_URL at a server") from None
     forecast_cols = set(view_columns()[FORECAST_VIEW])
     rows, missing = [], []
     for i, code in enumerate(codes):
