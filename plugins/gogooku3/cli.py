@@ -115,6 +115,7 @@ def _component_commands():
         "gogooku3.quality.data_docs",
         "spark_jobs.cli",
         "training.cli",
+        "gogooku3.serving.cli",
     ):
         try:
             mod = importlib.import_module(module)

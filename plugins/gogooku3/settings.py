@@ -11,8 +11,11 @@ working directory.
 Environment variables (each field also accepts ``GOGOOKU_<FIELD>``):
 ``GOGOOKU_LAKE``, ``JQUANTS_API_URL``, ``JQUANTS_API_KEY``,
 ``JQUANTS_MAX_CONCURRENT``, ``JQUANTS_REQUESTS_PER_MINUTE``, ``JQUANTS_PLAN``, ``SPARK_MASTER``,
-``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``CLICKHOUSE_URL``, ``GOGOOKU_TRAINING_BACKEND``
-(``local``: a process beside Airflow; ``docker``: the trainer image), ``GOGOOKU_TRAINER_IMAGE``.
+``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``CLICKHOUSE_URL``, ``AWS_ENDPOINT_URL``,
+``AWS_REGION``, ``GOGOOKU_TRAINING_BACKEND`` (``local``: a process beside Airflow;
+``docker``: the trainer image), ``GOGOOKU_TRAINER_IMAGE``. S3 credentials are never
+settings: S3A, delta-rs and MLflow read ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``
+from the environment themselves.
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ class Settings(BaseSettings):
     clickhouse_url: str = _env("clickhouse_url", "chdb://clickhouse", "CLICKHOUSE_URL")
     training_backend: Literal["local", "docker"] = _env("training_backend", "local")
     trainer_image: str = _env("trainer_image", "gogooku3-trainer:latest")
+    feast_data_dir: str = _env("feast_data_dir", "feast_data")
+    feast_registry: str | None = _env("feast_registry", None)
+    s3_endpoint_url: str | None = _env("s3_endpoint_url", None, "AWS_ENDPOINT_URL")
+    s3_region: str = _env("s3_region", "us-east-1", "AWS_REGION")
 
     @field_validator("jquants_max_concurrent", "spark_shuffle_partitions")
     @classmethod
@@ -143,6 +150,11 @@ class Settings(BaseSettings):
         if "://" in self.lake_root:
             return self.lake_root
         return str(self.resolved_path("lake_root"))
+
+    @property
+    def lake_on_s3(self) -> bool:
+        """Whether the lake root is on S3-compatible object storage."""
+        return self.lake_root.startswith(("s3://", "s3a://"))
 
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values with secrets replaced by ``***``."""

@@ -4,6 +4,10 @@ For Python consumers that should not start Spark: ingestion of small daily
 pages, training, Feast, ``gogooku3 lake ls``. Writes enforce the same contract
 as the Spark writer (``gogooku3.lake.contract``) and replace exactly the owned
 dates in one commit.
+
+A lake on ``s3://`` gets the endpoint and region from the settings
+(``AWS_ENDPOINT_URL``, ``AWS_REGION``); delta-rs reads the credentials from the
+environment itself, so they never pass through this code.
 """
 
 from __future__ import annotations
@@ -34,13 +38,25 @@ def _root(lake_root: str | None) -> str:
     return lake_root or get_settings().lake_uri
 
 
+def storage_options(path: str) -> dict[str, str] | None:
+    """delta-rs storage options for a table path: None locally, endpoint/region on S3."""
+    if not path.startswith(("s3://", "s3a://")):
+        return None
+    settings = get_settings()
+    options = {"AWS_REGION": settings.s3_region}
+    if settings.s3_endpoint_url:
+        options["AWS_ENDPOINT_URL"] = settings.s3_endpoint_url
+        options["AWS_ALLOW_HTTP"] = str(settings.s3_endpoint_url.startswith("http://")).lower()
+    return options
+
+
 def _open(spec: TableSpec, lake_root: str | None):
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     path = spec.path(_root(lake_root))
     try:
-        return DeltaTable(path)
+        return DeltaTable(path, storage_options=storage_options(path))
     except TableNotFoundError as exc:
         raise TableNotFound(f"{spec.name}: no Delta table at {path}") from exc
 
@@ -100,9 +116,10 @@ def write_dates(
             mode="overwrite",
             partition_by=list(spec.delta_partitions) or None,
             predicate=contract.replace_predicate(spec, owned),
+            storage_options=storage_options(path),
         )
     else:
-        write_deltalake(path, data, mode="overwrite")
+        write_deltalake(path, data, mode="overwrite", storage_options=storage_options(path))
     version = _open(spec, lake_root).version()
     log.info("%s: wrote %d rows -> version %d", spec.name, data.num_rows, version)
     return contract.Commit(version, data.num_rows)

@@ -5,6 +5,12 @@ into ``<cache_dir>/ivy`` with the project's own ``configs/ivysettings.xml``, whi
 skips ``~/.m2`` (a ``.pom`` there without its ``.jar`` makes Ivy fail and cache the
 failure). After the first resolution the jars are reused offline.
 
+A lake root on object storage (``s3://bucket/prefix``) adds hadoop-aws (the version of
+the Hadoop client jars pyspark ships) to the same resolution and routes ``s3://`` and
+``s3a://`` through S3A. Credentials never enter the Spark conf: S3A reads
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` from the environment itself; only the
+endpoint and region (``AWS_ENDPOINT_URL``, ``AWS_REGION``) are set here.
+
 Every session writes an event log to ``spark_event_log_dir`` so ``make
 history-server`` shows every job.
 """
@@ -35,6 +41,34 @@ def delta_package() -> str:
     return f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{delta_version}"
 
 
+def hadoop_aws_package() -> str:
+    """Maven coordinate of hadoop-aws matching pyspark's bundled ``hadoop-client-api`` jar."""
+    import pyspark
+
+    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))
+    if not jars:
+        raise RuntimeError("pyspark ships no hadoop-client-api jar: cannot pick hadoop-aws")
+    version = jars[-1].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    return f"org.apache.hadoop:hadoop-aws:{version}"
+
+
+def s3_conf(settings: Settings) -> dict[str, str]:
+    """S3A settings for a lake on object storage; empty for a local lake."""
+    if not settings.lake_on_s3:
+        return {}
+    conf = {
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.endpoint.region": settings.s3_region,
+    }
+    endpoint = settings.s3_endpoint_url
+    if endpoint:  # an S3-compatible server (MinIO, moto): path-style bucket addressing
+        conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https"))
+    return conf
+
+
 def ivy_dir(settings: Settings) -> Path:
     return settings.resolved_path("cache_dir") / "ivy"
 
@@ -49,8 +83,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     event_dir.mkdir(parents=True, exist_ok=True)
     ivy = ivy_dir(settings)
     ivy.mkdir(parents=True, exist_ok=True)
+    conf_s3 = s3_conf(settings)
+    packages = [delta_package(), *([hadoop_aws_package()] if conf_s3 else [])]
     return {
-        "spark.jars.packages": delta_package(),
+        **conf_s3,
+        "spark.jars.packages": ",".join(packages),
         "spark.jars.ivy": str(ivy),
         "spark.jars.ivySettings": str(IVY_SETTINGS),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",

@@ -1,0 +1,91 @@
+"""Feast over the gold tables with a real redis-server: online values, point-in-time
+history, idempotent materialization, unknown codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DELISTED
+
+from gogooku3.serving.feast_store import feature_refs, feature_store, materialize, online_lookup
+from gogooku3.serving.feature_views import CS_Z_VIEW, FORECAST_VIEW, RAW_VIEW, view_columns
+
+
+def _same(actual, expected) -> bool:
+    if expected is None or (isinstance(expected, float) and np.isnan(expected)):
+        return actual is None or (isinstance(actual, float) and np.isnan(actual))
+    return actual == pytest.approx(expected) if isinstance(expected, float) else actual == expected
+
+
+def test_online_values_equal_latest_gold_rows(serving_gold, serving_settings, materialized):
+    store = feature_store(serving_settings)
+    last = serving_gold.dates[-1]
+    gold_f = serving_gold.features.set_index(["date", "code"])
+    gold_p = serving_gold.predictions.set_index(["date", "code"])
+    codes = ["72030", "67580", "13070"]
+    result = online_lookup(codes, store)
+    assert [r.code for r in result.rows] == codes and result.missing == []
+    for row in result.rows:
+        assert row.feature_date == last and row.forecast_date == last
+        for name in view_columns()[CS_Z_VIEW] + view_columns()[RAW_VIEW]:
+            assert _same(row.features[name], gold_f.loc[(last, row.code), name]), name
+        for name in view_columns()[FORECAST_VIEW]:
+            assert _same(row.forecast[name], gold_p.loc[(last, row.code), name]), name
+
+
+def test_delisted_code_keeps_its_last_row_and_unknown_codes_are_missing(
+    serving_gold, serving_settings, materialized
+):
+    result = online_lookup(["99999", DELISTED, "72030", "ABCDE"], feature_store(serving_settings))
+    assert result.missing == ["99999", "ABCDE"]
+    delisted = next(r for r in result.rows if r.code == DELISTED)
+    last_listed = max(serving_gold.features.loc[serving_gold.features.code == DELISTED, "date"])
+    assert delisted.feature_date == last_listed < serving_gold.dates[-1]
+
+
+def test_historical_features_are_point_in_time(serving_gold, serving_settings, materialized):
+    store = feature_store(serving_settings)
+    dates = serving_gold.dates
+    gold = serving_gold.features.set_index(["date", "code"])
+    # a Friday, the Saturday after it (no trade date) and the Monday after, at 09:00 UTC
+    friday = next(d for d in dates[3:-3] if d.weekday() == 4)
+    asked = [friday, friday + dt.timedelta(days=1), friday + dt.timedelta(days=3)]
+    name = next(c for c in view_columns()[CS_Z_VIEW]
+                if gold.loc[[(friday, "72030"), (asked[2], "72030")], c].notna().all())
+    entity_df = pd.DataFrame({
+        "code": "72030",
+        "event_timestamp": [pd.Timestamp(d, tz="UTC") + pd.Timedelta(hours=9) for d in asked],
+    })
+    hist = store.get_historical_features(entity_df=entity_df, features=[f"{CS_Z_VIEW}:{name}"]
+                                         ).to_df().sort_values("event_timestamp")
+    got = hist[name].tolist()
+    expected = [gold.loc[(friday, "72030"), name]] * 2 + [gold.loc[(asked[2], "72030"), name]]
+    assert got == pytest.approx(expected)
+    # the value changes after the Friday, and the Saturday row did not see the change
+    assert gold.loc[(asked[2], "72030"), name] != gold.loc[(friday, "72030"), name]
+
+
+def _redis_dump(url: str) -> dict[bytes, dict]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    return {key: client.hgetall(key) for key in client.scan_iter()}
+
+
+def test_materializing_twice_changes_nothing(serving_gold, serving_settings, materialized):
+    before = _redis_dump(serving_settings.redis_url)
+    again = materialize(serving_gold.dates[-1], settings=serving_settings)
+    assert set(again.views) == {CS_Z_VIEW, RAW_VIEW, FORECAST_VIEW}
+    assert _redis_dump(serving_settings.redis_url) == before
+    assert len(before) == len(serving_gold.features.code.unique())
+
+
+def test_every_feature_reference_is_served(serving_settings, materialized):
+    refs = feature_refs()
+    assert len(refs) == len(set(refs)) > 100
+    out = feature_store(serving_settings).get_online_features(
+        features=refs, entity_rows=[{"code": "72030"}]).to_dict()
+    assert set(out) == {"code", *[r.split(":", 1)[1] for r in refs]}
