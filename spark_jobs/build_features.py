@@ -162,6 +162,9 @@ def compose(inputs: BuildInputs, settings: BuildSettings) -> tuple[DataFrame, Da
     emit_from = min([first, *[days[0] for _, days in snaps]])
     ser = series.series_features(inputs.prices, market.market_series(inputs.topix), dates,
                                  start, emit_from).persist(StorageLevel.MEMORY_AND_DISK)
+    # fill the cache now: the later passes' stages start together, and each would run the
+    # per-code UDF itself while the cache is still empty
+    ser.count()
     rows = ser.filter(F.col("date") >= F.lit(start))
     graph = peers.build_peer_graph(ser, dates, k=pg["k"], window=pg["window"],
                                    cadence=pg["cadence"], start=start)

@@ -9,7 +9,7 @@ fall on the trade dates whose trading-day index ``_tidx`` (``sessions``) is a mu
 a daily incremental run picks the same snapshot dates as a full rebuild. A snapshot uses
 returns of dates ``<= s`` only.
 
-``add_peer_features(df, graph)`` adds, for each ``(date, code)``, using the latest snapshot
+``peer_features(returns, graph)`` gives, for each ``(date, code)``, using the latest snapshot
 ``<= date``: the mean 1-day and 5-day return of the code's peers on that date
 (``peer_ret_1d_mean``, ``peer_ret_5d_mean``; at least one peer with a value), the sample
 variance of their 5-day returns (``peer_ret_5d_var``; at least two), and the mean

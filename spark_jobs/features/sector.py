@@ -1,6 +1,6 @@
 """Sector context features: 33-sector membership as of each date and same-day sector stats.
 
-``add_sector_features(df, master_asof)`` adds, per ``(date, code)`` row of the base frame:
+``sector_features(returns, master_asof, start)`` gives, per ``(date, code)`` row of the build:
 
 * ``sector_ret_1d/5d/20d`` — equal-weighted mean, over the stocks that are members of the
   row's 33-sector on that date (the stock itself included), of their 1/5/20-day returns;

@@ -53,18 +53,15 @@ def write_dates(
     t0 = time.perf_counter()
     spec = _spec(table)
     owned = contract.owned_dates(spec, dates)
-    df = conform(df, spec)
-    if owned is not None and not spec.delta_partitions:
-        # clustered: files hold disjoint runs of dates (Delta's per-file date statistics
-        # then prune reads and replaces), at most one file per shuffle partition
-        parts = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-        df = df.repartitionByRange(min(parts, len(owned)), *spec.partition_by).sortWithinPartitions(
-            *spec.primary_key)
-    df = df.persist()
+    df = conform(df, spec).persist()
     try:
         _check_rows(df, spec, owned)
         path = table_path(spec, lake_root)
-        writer = df.write.format("delta").mode("overwrite")
+        # clustered: each file's rows in key order (its date statistics prune reads and
+        # replaces); one file per partition of df, no shuffle of the wide rows
+        clustered = owned is not None and not spec.delta_partitions
+        out = df.sortWithinPartitions(*spec.primary_key) if clustered else df
+        writer = out.write.format("delta").mode("overwrite")
         if owned is not None:
             writer = writer.partitionBy(*spec.delta_partitions).option(
                 "replaceWhere", contract.replace_predicate(spec, owned)
