@@ -32,9 +32,11 @@ def _snapshot(lake_root):
 
 
 def test_faulty_server_still_gives_every_row_once_and_reruns_change_nothing(market, lake_root):
-    faults = FaultConfig(rate_limit_per_s=30, retry_after_s=0.1, error_rate=0.05,
+    # 60 requests/s is still exceeded by 6 in flight (429s asserted); pages of 25 rows
+    # page every date of 50 stocks in two
+    faults = FaultConfig(rate_limit_per_s=60, retry_after_s=0.1, error_rate=0.05,
                          latency_ms=5, seed=4)
-    with serve_in_thread(market, KEY, faults=faults, page_size=20) as (url, app):
+    with serve_in_thread(market, KEY, faults=faults, page_size=25) as (url, app):
         summary = _ingest(url, lake_root)
         assert summary.ok, summary.failed
         assert app[STATS].by_status.get(429, 0) > 0 and app[STATS].peak_in_flight <= 6

@@ -108,3 +108,27 @@ def test_an_endpoint_outside_the_plan_is_skipped_and_the_others_publish(
     assert flows.num_rows > 0
     with pytest.raises(deltars.TableNotFound):
         deltars.read_table("bronze.margin_interest", lake_root=lake_root)
+
+
+def test_the_staged_stages_skip_an_endpoint_outside_the_plan(served, lake_root):
+    from gogooku3.ingest import staging as st
+    from gogooku3.jquants.endpoints import FETCHED_ENDPOINTS
+
+    market, _ = served
+    days = [d(2026, 9, 29), d(2026, 9, 30)]
+    area = st.staging_uri("plan-test", lake_root)
+    with serve_in_thread(market, KEY, plan="light") as (url, _):
+        st.refresh_calendar(JQuantsClient(url, KEY), days[0], days[-1], lake_root)
+        fetched = {n: st.stage_fetch(n, days, client=JQuantsClient(url, KEY), staging=area,
+                                     lake_root=lake_root) for n in FETCHED_ENDPOINTS}
+    assert fetched["margin_interest"]["not_in_plan"].startswith(
+        "margin_interest is not in your plan (HTTP 403)")
+    assert "not_in_plan" not in fetched["bars_daily"] and fetched["bars_daily"]["rows"] == 20
+    outcome = st.stage_gate(days, staging=area, lake_root=lake_root)
+    assert outcome.publish == days and set(outcome.not_in_plan) == {"margin_interest"}
+    summary = st.stage_silver(staging=area, lake_root=lake_root)
+    assert summary.published == days and set(summary.not_in_plan) == {"margin_interest"}
+    assert deltars.read_table("silver.equities_prices_daily", lake_root=lake_root).num_rows == 20
+    for table in ("bronze.margin_interest", "silver.margin_interest"):
+        with pytest.raises(deltars.TableNotFound):
+            deltars.read_table(table, lake_root=lake_root)

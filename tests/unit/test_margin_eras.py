@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 
 from gogooku3.ingest import silver
 from gogooku3.jpx.calendar import TradingCalendar
@@ -50,3 +51,20 @@ def test_history_is_asked_by_record_date_and_the_daily_era_by_publication_date()
     assert ep.day_queries(d(2026, 9, 29), CAL) == [{"published_date": "2026-09-29"},
                                                    {"date": "2026-09-24"}]
     assert ep.day_queries(d(2026, 10, 3), CAL) == [{"published_date": "2026-10-03"}]
+
+
+def test_files_without_pubdate_land_in_the_derived_publication_partition(tmp_path):
+    from gogooku3.ingest.bronze import BronzeError, load_files
+
+    (tmp_path / "margin_interest.csv").write_text(
+        "PubDate,Date,Code,IssType,ShrtVol,LongVol,ShrtNegVol,LongNegVol,ShrtStdVol,LongStdVol\n"
+        ",2026-09-18,13010,2,100,500,30,100,70,400\n"
+        "2026-09-28,2026-09-25,13010,2,110,510,33,102,77,408\n")
+    ep = endpoint("margin_interest")
+    now = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    t = load_files(tmp_path, [ep], d(2026, 9, 1), d(2026, 10, 31), ingested_at=now,
+                   calendar=CAL)["margin_interest"]
+    assert t.column("date").to_pylist() == [d(2026, 9, 25), d(2026, 9, 28)]
+    assert t.column("PubDate").to_pylist() == [None, d(2026, 9, 28)]  # kept as received
+    with pytest.raises(BronzeError, match="trading calendar"):
+        load_files(tmp_path, [ep], d(2026, 9, 1), d(2026, 10, 31), ingested_at=now)

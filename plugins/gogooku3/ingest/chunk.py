@@ -94,7 +94,8 @@ class GateOutcome:
 
     ``results`` and ``quarantine`` go to the validation ledger, ``blocked`` maps each
     unpublishable trade date to its messages (table, date, check), ``prices`` are the
-    adjusted silver prices computed for the gate's cross-check.
+    silver prices of the accepted rows, ``not_in_plan`` the endpoints that answered 403
+    (their stages are skipped).
     """
 
     days: list[dt.date]
@@ -103,6 +104,7 @@ class GateOutcome:
     blocked: dict[dt.date, list[str]] = field(default_factory=dict)
     prices: pd.DataFrame | None = None
     run_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    not_in_plan: dict[str, str] = field(default_factory=dict)
 
     @property
     def publish(self) -> list[dt.date]:
@@ -114,6 +116,7 @@ class GateOutcome:
         self.days += other.days
         self.results += other.results
         self.quarantine += other.quarantine
+        self.not_in_plan.update(other.not_in_plan)
         for d, msgs in other.blocked.items():
             self.blocked.setdefault(d, []).extend(msgs)
         if other.prices is not None:

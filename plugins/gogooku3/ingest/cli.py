@@ -14,7 +14,8 @@ EXIT_ENDPOINTS_SKIPPED = 3
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from gogooku3.ingest.driver import ingest_range, not_in_plan_line
+    from gogooku3.ingest.context import not_in_plan_line
+    from gogooku3.ingest.driver import ingest_range
     from gogooku3.jpx.calendar import parse_date
     from gogooku3.jquants.endpoints import endpoint, plan_endpoints
     from gogooku3.settings import get_settings

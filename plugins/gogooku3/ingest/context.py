@@ -8,14 +8,18 @@ needs, so they pass one object instead of the same parameters.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.jquants.endpoints import Endpoint, endpoint, plan_endpoints
+from gogooku3.jquants.errors import JQuantsAuthError
 from gogooku3.lake import catalog, deltars
 from gogooku3.quality.gate import QualityGate
 from gogooku3.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,6 +65,12 @@ class IngestSummary:
         return out
 
 
+def not_in_plan_line(name: str) -> str:
+    """The one line that says an endpoint answered 403 and was skipped."""
+    return (f"{name} is not in your plan (HTTP 403): skipped; "
+            "set JQUANTS_PLAN or --endpoints")
+
+
 def endpoints_named(names: Iterable[str] | None) -> list[Endpoint]:
     """The endpoints called ``names``, or the plan's (setting ``jquants_plan``) when None."""
     return [endpoint(n) for n in (names or plan_endpoints(get_settings().jquants_plan))]
@@ -84,6 +94,22 @@ class IngestContext:
     def names(self) -> set[str]:
         """Names of the endpoints in this run."""
         return {e.name for e in self.eps}
+
+    def drop_not_in_plan(self, refused: dict[str, str]) -> None:
+        """Leave out the endpoints that answered 403 (name -> message), each reported in
+        one line and in the summary; when none is left the key itself is refused: raise."""
+        if not refused:
+            return
+        for name, message in refused.items():
+            if name not in self.summary.not_in_plan:
+                log.warning("%s", not_in_plan_line(name))
+            self.summary.not_in_plan[name] = message
+        left = [e for e in self.eps if e.name not in refused]
+        if not left:
+            raise JQuantsAuthError(
+                f"every endpoint answered HTTP 403 ({', '.join(refused)}): check "
+                "JQUANTS_API_KEY and JQUANTS_PLAN", path=self.eps[0].path, status=403)
+        self.eps = left
 
     def owner(self, day: dt.date) -> dt.date:
         """The trade date whose run owns ``day`` (a holiday belongs to the next trade date)."""

@@ -36,17 +36,10 @@ from gogooku3.ingest.fetch import fetch_api, fetch_calendar, fetch_files
 from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.jquants.client import JQuantsClient
 from gogooku3.jquants.endpoints import Endpoint
-from gogooku3.jquants.errors import JQuantsAuthError
 from gogooku3.quality import gate as qg
 from gogooku3.settings import get_settings
 
 log = logging.getLogger(__name__)
-
-
-def not_in_plan_line(name: str) -> str:
-    """The one line that says an endpoint answered 403 and was skipped."""
-    return (f"{name} is not in your plan (HTTP 403): skipped; "
-            "set JQUANTS_PLAN or --endpoints")
 
 
 def _done_dates(eps, start, end, lake_root) -> set[dt.date]:
@@ -113,23 +106,6 @@ def ingest_range(
                                      chunk_days=chunk_days, resume=resume, progress=progress))
 
 
-def _drop_not_in_plan(eps: list[Endpoint], refused: dict[str, str],
-                      summary: IngestSummary) -> list[Endpoint]:
-    """``eps`` without the endpoints that answered 403, each reported in one line; when
-    every endpoint answered 403 the key itself is refused: raise."""
-    if not refused:
-        return eps
-    for name, message in refused.items():
-        log.warning("%s", not_in_plan_line(name))
-        summary.not_in_plan[name] = message
-    left = [e for e in eps if e.name not in refused]
-    if not left:
-        raise JQuantsAuthError(
-            f"every endpoint answered HTTP 403 ({', '.join(refused)}): check JQUANTS_API_KEY "
-            "and JQUANTS_PLAN", path=eps[0].path, status=403)
-    return left
-
-
 def _load_files(path: str, eps: list[Endpoint], start: dt.date, end: dt.date,
                 lake_root: str) -> dict[str, pa.Table]:
     """Files under ``path``: the calendar first (written to bronze, so that weekly margin
@@ -166,7 +142,7 @@ async def _ingest_range(start, end, *, source, path, endpoints, lake_root, clien
             f0 = time.perf_counter()
             if source == "api":
                 fetched = await fetch_api(client, run.eps, chunk, run.cal, progress=progress)
-                run.eps = _drop_not_in_plan(run.eps, fetched.not_in_plan, summary)
+                run.drop_not_in_plan(fetched.not_in_plan)
             else:
                 fetched = fetch_files(files, run.eps, chunk, run.cal)
             summary.fetch_seconds += time.perf_counter() - f0

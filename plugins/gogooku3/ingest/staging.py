@@ -33,11 +33,17 @@ from gogooku3.ingest.chunk import (
     gate_and_bronze,
     publish_silver,
 )
-from gogooku3.ingest.context import IngestContext, IngestSummary, endpoints_named
+from gogooku3.ingest.context import (
+    IngestContext,
+    IngestSummary,
+    endpoints_named,
+    not_in_plan_line,
+)
 from gogooku3.ingest.fetch import Fetched, fetch_calendar, fetch_endpoint, slice_fetched
 from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.jquants.client import JQuantsClient
 from gogooku3.jquants.endpoints import FETCHED_ENDPOINTS, endpoint
+from gogooku3.jquants.errors import JQuantsAuthError
 from gogooku3.lake import catalog
 from gogooku3.quality import gate as qg
 from gogooku3.settings import get_settings
@@ -132,12 +138,25 @@ def stage_fetch(name: str, days: Sequence[dt.date], *, client: JQuantsClient, st
 
     Raises ``FetchIncomplete`` when requests failed after the client's retries (so the
     task is retried); malformed pages and empty trading days are staged as per-date
-    errors for the gate to record. Returns counts for the task log / XCom.
+    errors for the gate to record; a 403 (outside the plan) is staged as such, and the
+    gate and silver stages leave the endpoint out. Returns counts for the task log / XCom
+    (``not_in_plan``: the one line, when skipped).
     """
     lake_root = lake_root or get_settings().lake_uri
     ep = endpoint(name)
     cal = TradingCalendar.from_lake(lake_root)
-    fetched = _run_with(client, lambda: fetch_endpoint(client, ep, list(days), cal))
+    try:
+        fetched = _run_with(client, lambda: fetch_endpoint(client, ep, list(days), cal))
+    except JQuantsAuthError as exc:
+        if exc.status != 403:
+            raise
+        log.warning("%s", not_in_plan_line(name))
+        _write_table(staging, f"fetch/{name}.parquet",
+                     catalog.table(ep.table).arrow_schema().empty_table())
+        _write_json(staging, f"fetch/{name}.json",
+                    {"owned": [], "errors": {}, "not_in_plan": str(exc)})
+        return {"endpoint": name, "table": ep.table, "rows": 0, "dates": 0, "errors": {},
+                "not_in_plan": not_in_plan_line(name)}
     transient = fetched.transient[name]
     if transient:
         first = fetched.errors[name][transient[0]]
@@ -160,6 +179,8 @@ def _load_fetched(staging: str, names: Iterable[str]) -> Fetched:
         out.owned[name] = [dt.date.fromisoformat(d) for d in meta["owned"]]
         out.errors[name] = {dt.date.fromisoformat(d): m for d, m in meta["errors"].items()}
         out.transient[name] = []
+        if "not_in_plan" in meta:
+            out.not_in_plan[name] = meta["not_in_plan"]
     return out
 
 
@@ -169,6 +190,7 @@ def _write_outcome(staging: str, outcome: GateOutcome) -> None:
         "days": [d.isoformat() for d in outcome.days],
         "blocked": {d.isoformat(): m for d, m in outcome.blocked.items()},
         "run_at": outcome.run_at.isoformat(),
+        "not_in_plan": outcome.not_in_plan,
         "results": [{"table": r.table, "date": r.date.isoformat(), "success": r.success,
                      "rows": r.rows, "failed_rows": r.failed_rows,
                      "failed_checks": r.failed_checks, "result": r.result}
@@ -204,6 +226,7 @@ def staged_outcome(staging: str) -> GateOutcome | None:
         blocked={dt.date.fromisoformat(d): m for d, m in meta["blocked"].items()},
         prices=prices,
         run_at=dt.datetime.fromisoformat(meta["run_at"]),
+        not_in_plan=meta["not_in_plan"],
     )
 
 
@@ -220,6 +243,7 @@ def stage_gate(days: Sequence[dt.date], *, staging: str, endpoints: Iterable[str
     days = sorted(days)
     run = _run_context(endpoints, lake_root, IngestSummary(days[0], days[-1]))
     fetched = _load_fetched(staging, [e.name for e in run.eps])
+    run.drop_not_in_plan(fetched.not_in_plan)
     carry = PriceCarry.from_silver(days, run.cal, lake_root)
     outcome: GateOutcome | None = None
     for i in range(0, len(days), chunk_days):
@@ -228,6 +252,7 @@ def stage_gate(days: Sequence[dt.date], *, staging: str, endpoints: Iterable[str
                                carry=carry)
         outcome = part if outcome is None else outcome.extend(part)
     assert outcome is not None
+    outcome.not_in_plan = dict(fetched.not_in_plan)
     _write_outcome(staging, outcome)
     log.info("gate: %d of %d trade dates passed; bronze rows written: %s",
              len(outcome.publish), len(days), run.summary.rows)
@@ -259,6 +284,7 @@ def stage_silver(*, staging: str, endpoints: Iterable[str] | None = None,
         raise FileNotFoundError(f"staging: no gate outcome under {staging}")
     summary = IngestSummary(outcome.days[0], outcome.days[-1], trading_days=len(outcome.days))
     run = _run_context(endpoints, lake_root, summary)
+    run.drop_not_in_plan(outcome.not_in_plan)
     publish_silver(outcome, run)
     if "master" in run.names and summary.published:
         summary.add_rows("silver.equities_master_asof", build_master_asof(lake_root))
