@@ -258,7 +258,10 @@ def test_ui_login_dag_list_and_ingest_and_training_grids_in_headless_chromium(li
         wait.until(lambda d: all(dag in d.page_source for dag in DAGS))
         body = driver.find_element(By.TAG_NAME, "body").text
         assert all(dag in body for dag in DAGS)
-        (REPORTS / "airflow_dags_page.txt").write_text(body)
+        # on the Tokyo clock: the zone in the header, the unpaused DAGs' next runs at
+        # 18:30 (ingest) and 10:00 (training) JST
+        assert "+09:00" in body
+        assert "18:30:00" in body and "10:00:00" in body
         driver.save_screenshot(str(REPORTS / "airflow_dags.png"))
 
         driver.get(f"{url}/dags/jquants_daily_ingest")  # the grid is the DAG page's left pane
@@ -275,8 +278,6 @@ def test_ui_login_dag_list_and_ingest_and_training_grids_in_headless_chromium(li
         time.sleep(2)
         for task in ("check_gold_range", "train", "evaluate_baselines", "register", "promote"):
             assert task in driver.page_source, task
-        (REPORTS / "airflow_training_page.txt").write_text(
-            driver.find_element(By.TAG_NAME, "body").text)
         driver.save_screenshot(str(REPORTS / "airflow_training_grid.png"))
     finally:
         driver.quit()
