@@ -27,14 +27,15 @@ stop() {
   trap '' INT TERM HUP PIPE  # a second Ctrl-C, or a gone terminal, must not cut this short
   trap - EXIT
   echo "stopping Airflow..." 2>/dev/null || true
-  for s in "${sessions[@]}"; do pkill -TERM -s "$s" 2>/dev/null || true; done
+  [ ${#sessions[@]} -eq 0 ] && return
+  local ids
+  ids=$(IFS=,; echo "${sessions[*]}")
+  pkill -TERM -s "$ids" 2>/dev/null || true
   for _ in $(seq 1 30); do
-    alive=0
-    for s in "${sessions[@]}"; do pgrep -s "$s" >/dev/null 2>&1 && alive=1; done
-    [ $alive -eq 0 ] && break
+    pgrep -s "$ids" >/dev/null 2>&1 || break
     sleep 1
   done
-  for s in "${sessions[@]}"; do pkill -KILL -s "$s" 2>/dev/null || true; done
+  pkill -KILL -s "$ids" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 # INT (Ctrl-C), TERM (timeout, a supervisor, kill) and HUP (the terminal closed) alike

@@ -5,6 +5,7 @@
 #   -> jquants_daily_ingest: one history-load run over the whole range (params start/end):
 #      calendar, one fetch task per endpoint, quality gate + bronze, silver
 #   -> spark_features_daily: spark-submit spark_jobs/build_features.py -> gold, gold check
+#   -> atft_training_weekly and daily_inference, once training/ is there
 # Each DAG runs once, now (`airflow dags test` without a logical date: the run's date is
 # the moment it starts, so the UI shows real durations and "last run: minutes ago"), with
 # the history range in its conf, against this repo's airflow_home: `make airflow` shows
@@ -61,6 +62,14 @@ run_dag jquants_daily_ingest \
 echo "== spark_features_daily: gold features and labels $FEATURES_START..$END (spark-submit)"
 run_dag spark_features_daily \
   "{\"start\": \"$FEATURES_START\", \"end\": \"$END\"}" logs/demo-features-dag.log
+
+if .venv/bin/python -c "import training.pipeline" 2>/dev/null; then
+  echo "== atft_training_weekly: train on $FEATURES_START..$END (local backend), evaluate, register, promote"
+  run_dag atft_training_weekly \
+    "{\"start\": \"$FEATURES_START\", \"end\": \"$END\"}" logs/demo-training-dag.log
+  echo "== daily_inference: predictions for $END -> ClickHouse -> Feast"
+  run_dag daily_inference "{\"start\": \"$END\", \"end\": \"$END\"}" logs/demo-inference-dag.log
+fi
 
 echo "== lake"
 $G lake ls

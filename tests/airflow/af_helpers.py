@@ -110,6 +110,9 @@ class AirflowAPI:
     def patch(self, path: str, body: dict) -> dict:
         return self._call("PATCH", path, body)
 
+    def post(self, path: str, body: dict) -> dict:
+        return self._call("POST", path, body)
+
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"{self.url}/api/v2{path}", data=data, method=method,

@@ -1,4 +1,4 @@
-"""The DAG files as Airflow parses them: no import errors, the declared contract, fast."""
+"""The DAG files as Airflow parses them: no import errors, the declared contract, no work."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ for dag_id, dag in bag.dags.items():
                               "downstream": sorted(t.downstream_task_ids)}
                   for t in dag.tasks},
     }
+import sys
+out["heavy"] = sorted(m for m in ("torch", "training", "pyspark", "deltalake", "mlflow",
+                                  "feast", "great_expectations", "pandas", "gogooku3.lake")
+                      if m in sys.modules)
 print("JSON" + json.dumps(out))
 """
     proc = subprocess.run([str(ROOT / ".venv/bin/python"), "-c", script], cwd=ROOT,
@@ -59,10 +63,11 @@ def test_every_dag_loads_without_import_errors(dagbag):
     assert set(DAGS) <= set(dagbag["dags"])
 
 
-def test_dag_files_parse_in_well_under_a_second(dagbag):
+def test_dag_files_do_no_work_at_parse_time(dagbag):
+    """The scheduler parses every file every few seconds: no model, Spark, lake or data
+    library is imported by parsing (task bodies import them when they run)."""
     assert set(dagbag["stats"]) == {f"{d}.py" for d in DAGS}
-    for name, seconds in dagbag["stats"].items():
-        assert seconds < 0.5, f"{name} took {seconds:.2f}s to parse"
+    assert dagbag["heavy"] == []
 
 
 def test_ingest_dag_runs_on_the_tokyo_weekday_cron_with_pools_retries_owner(dagbag):
