@@ -135,7 +135,7 @@ def test_full_model_overfits_a_small_fixed_batch():
     loss_cfg = LossConfig(sharpe_weight=0.0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(80):
+    for _ in range(60):
         optimizer.zero_grad()
         loss = forecast_loss(model(x, edge_index, edge_attr), target, mask, loss_cfg)["total"]
         loss.backward()
