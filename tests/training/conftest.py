@@ -15,8 +15,8 @@ torch.set_num_threads(1)  # 2 threads thrash on a loaded 2-core machine
 
 #: the planted market the tests learn: strong enough to learn in seconds on 2 cores
 MARKET = MarketConfig(stocks=200, start=dt.date(2024, 3, 1), end=dt.date(2024, 11, 29), seed=11,
-                      clusters=10, signal=PlantedSignal(reversal=0.25, momentum=0.004,
-                                                       earnings_drift=0.0008, lead_lag=0.3))
+                      clusters=10, signal=PlantedSignal(reversal=0.5, momentum=0.004,
+                                                       earnings_drift=0.0008, lead_lag=0.6))
 FEATURE_COLUMNS = [f"{f}_cs_z" for f in FEATURES]
 
 
