@@ -21,10 +21,10 @@ from training import pipeline
 from training.data.panel import GoldCoverageError
 from training.registry import register
 
-ORACLE = ("baselines.oracle_market={stocks: %d, start: '%s', end: '%s', seed: %d, clusters: %d, "
-          "signal: {reversal: %s, lead_lag: %s}}" % (
-              MARKET.stocks, MARKET.start, MARKET.end, MARKET.seed, MARKET.clusters,
-              MARKET.signal.reversal, MARKET.signal.lead_lag))
+_SIG = MARKET.signal
+ORACLE = (f"baselines.oracle_market={{stocks: {MARKET.stocks}, start: '{MARKET.start}', "
+          f"end: '{MARKET.end}', seed: {MARKET.seed}, clusters: {MARKET.clusters}, "
+          f"signal: {{reversal: {_SIG.reversal}, lead_lag: {_SIG.lead_lag}}}}}")
 
 
 @pytest.fixture(scope="module")
