@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/ivy/.resolved
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps jars test lint demo history-server airflow lock clean-lake help
+.PHONY: setup sysdeps jars test lint demo history-server airflow lock clean-lake help mlflow
 
 help:
 	@echo "make demo            run the whole pipeline on the embedded default"
@@ -19,6 +19,7 @@ help:
 	@echo "make history-server  Spark history server on the event-log directory"
 	@echo "make airflow         Airflow (UI, scheduler, DAG processor, triggerer) on the embedded default"
 	@echo "make lock            re-resolve requirements/lock.txt from requirements/requirements.in"
+	@echo "make mlflow          MLflow UI on the project's tracking store (MLFLOW_PORT, default 5000)"
 
 # Debian packages the stack needs; installs only what is missing (root or sudo).
 sysdeps:
@@ -59,3 +60,8 @@ clean-lake:
 
 airflow: setup
 	@bash scripts/airflow.sh
+
+# MLflow UI over the store `gogooku3 train` writes to (settings: mlflow_tracking_uri).
+mlflow: setup
+	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/gogooku3 config get mlflow_tracking_uri)" \
+	  --host 127.0.0.1 --port $${MLFLOW_PORT:-5000}
