@@ -11,7 +11,9 @@ same model, same optimizer step, measured in the same run:
   ``DataLoader`` collating the same number of samples per step, no graph (a batch
   mixes dates, so there is no day graph to give it);
 * ``pipeline_nograph``: the pipeline with the same model as ``naive`` (graph block
-  off), so the two rows differ only in how windows reach the model.
+  off), so the two rows differ only in how windows reach the model;
+* ``pipeline_data`` / ``naive_data``: the input paths alone (batches built, no model step),
+  compared with each other.
 
 Each mode runs in its own subprocess so peak memory is its own (RSS on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA). On CUDA the pipeline runs in fp32 and in
@@ -86,6 +88,7 @@ def run_mode(mode: str, a) -> dict:
     days = a.window + a.steps + 2
     panel = _panel(a.stocks, days, a.features)
     amp = mode == "pipeline_bf16"
+    train = not mode.endswith("_data")  # *_data: the input path alone, no model step
     model = _model(a.features, a.window, a.hidden,
                    use_gat=mode not in ("naive", "pipeline_nograph")).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -101,7 +104,8 @@ def run_mode(mode: str, a) -> dict:
 
         def step():
             b = dp.batch(*next(batches))
-            _step(model, opt, b.x, b.y, b.y_mask, b.edge_index, b.edge_attr, amp)
+            if train:
+                _step(model, opt, b.x, b.y, b.y_mask, b.edge_index, b.edge_attr, amp)
             return len(b.stocks)
     else:
         import pandas as pd
@@ -127,7 +131,8 @@ def run_mode(mode: str, a) -> dict:
         def step():
             x, y = next(loader)
             x, y = x.to(device), y.to(device)
-            _step(model, opt, x, y, torch.ones_like(y, dtype=torch.bool), None, None, False)
+            if train:
+                _step(model, opt, x, y, torch.ones_like(y, dtype=torch.bool), None, None, False)
             return len(x)
 
     step()  # warm-up
@@ -156,6 +161,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--mode", help=argparse.SUPPRESS)
+    ap.add_argument("--only", help="comma-separated modes to run (default: all)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -163,19 +169,20 @@ def main() -> None:
         print(json.dumps(run_mode(a.mode, a)))
         return
     modes = ["pipeline", "pipeline_nograph", "naive"] + (
-        ["pipeline_bf16"] if a.device == "cuda" else [])
+        ["pipeline_bf16"] if a.device == "cuda" else []) + ["pipeline_data", "naive_data"]
     rows = []
-    for mode in modes:
+    for mode in modes if not a.only else a.only.split(","):
         out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--mode", mode],
                              check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     name = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    naive = next(r for r in rows if r["mode"] == "naive")["samples_per_s"]
+    ref = {r["mode"]: r["samples_per_s"] for r in rows if r["mode"].startswith("naive")}
     print(f"device: {name}; {a.stocks} stocks x L={a.window} x {a.features} features, "
           f"hidden {a.hidden}, {a.batch} stocks per step, {a.steps} timed steps")
     print("| mode | samples/s | x naive | peak memory (MiB) |")
     print("| --- | --- | --- | --- |")
     for r in rows:
+        naive = ref.get("naive_data" if r["mode"].endswith("_data") else "naive", float("nan"))
         print(f"| {r['mode']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / naive:.1f} "
               f"| {r['peak_mib']:.0f} |")
 

@@ -44,11 +44,11 @@ log = logging.getLogger(__name__)
 def _tabular(dp: DevicePanel, days, require_label: bool):
     """Rows (day, stock) of ``days``: scaled features of that day, labels, label mask."""
     p = dp.panel
-    x = dp.x.cpu().numpy()
+    x = dp.x.cpu().numpy()  # [S, D, F]
     ok = p.listed[days] & (p.label_ok[days].any(axis=2) if require_label else True)
     d_idx, s_idx = np.nonzero(ok)
     d_idx = np.asarray(days)[d_idx]
-    return (d_idx, s_idx, x[d_idx, s_idx], p.labels[d_idx, s_idx] / dp.label_std,
+    return (d_idx, s_idx, x[s_idx, d_idx], p.labels[d_idx, s_idx] / dp.label_std,
             p.label_ok[d_idx, s_idx])
 
 
