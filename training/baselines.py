@@ -30,7 +30,7 @@ from training.data.batches import DevicePanel
 from training.data.panel import HORIZONS
 from training.experiment import (
     Data,
-    _log_evaluation,
+    log_evaluation,
     device_panel,
     fit_fold,
     load_data,
@@ -156,7 +156,7 @@ def evaluate_baselines(run_id: str, lake_root: str | None = None) -> dict:
                                          "(known: ridge, lightgbm, no_graph)")
                     preds.append(pred)
                     labels.append(label_frame(dp, list(fold.val)))
-                metrics = _log_evaluation(name, pd.concat(preds), pd.concat(labels), "val")
+                metrics = log_evaluation(name, pd.concat(preds), pd.concat(labels), "val")
                 ric[name] = {h: metrics.get(f"val/rank_ic_{h}d", np.nan) for h in HORIZONS}
         val_dates = sorted({d for f in data.split.folds for d in
                             (data.panel.days[i] for i in f.val)})
