@@ -30,10 +30,10 @@ from training.data.batches import DevicePanel
 from training.data.panel import HORIZONS
 from training.experiment import (
     Data,
-    log_evaluation,
     device_panel,
     fit_fold,
     load_data,
+    log_evaluation,
     samplers,
 )
 from training.inference import label_frame, predict_days, prediction_columns
