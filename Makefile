@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/ivy/.resolved
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps jars test lint demo history-server airflow airflow-unpause lock clean-lake help
+.PHONY: setup sysdeps jars test lint demo history-server airflow airflow-unpause lock clean-lake help mlflow
 
 help:
 	@echo "make demo            run the whole pipeline on the embedded default"
@@ -20,6 +20,7 @@ help:
 	@echo "make airflow         Airflow (UI, scheduler, DAG processor, triggerer) on the embedded default"
 	@echo "make airflow-unpause put the DAGs on their Tokyo schedules (next runs show in the UI)"
 	@echo "make lock            re-resolve requirements/lock.txt from requirements/requirements.in"
+	@echo "make mlflow          MLflow UI on the project's tracking store (MLFLOW_PORT, default 5000)"
 
 # Debian packages the stack needs; installs only what is missing (root or sudo).
 sysdeps:
@@ -63,3 +64,8 @@ airflow: setup
 
 airflow-unpause: setup
 	@bash scripts/airflow_unpause.sh
+
+# MLflow UI over the store `gogooku3 train` writes to (settings: mlflow_tracking_uri).
+mlflow: setup
+	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/gogooku3 config get mlflow_tracking_uri)" \
+	  --host 127.0.0.1 --port $${MLFLOW_PORT:-5000}

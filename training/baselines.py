@@ -30,10 +30,10 @@ from training.data.batches import DevicePanel
 from training.data.panel import HORIZONS
 from training.experiment import (
     Data,
-    _log_evaluation,
     device_panel,
     fit_fold,
     load_data,
+    log_evaluation,
     samplers,
 )
 from training.inference import label_frame, predict_days, prediction_columns
@@ -44,11 +44,11 @@ log = logging.getLogger(__name__)
 def _tabular(dp: DevicePanel, days, require_label: bool):
     """Rows (day, stock) of ``days``: scaled features of that day, labels, label mask."""
     p = dp.panel
-    x = dp.x.cpu().numpy()
+    x = dp.x.cpu().numpy()  # [S, D, F]
     ok = p.listed[days] & (p.label_ok[days].any(axis=2) if require_label else True)
     d_idx, s_idx = np.nonzero(ok)
     d_idx = np.asarray(days)[d_idx]
-    return (d_idx, s_idx, x[d_idx, s_idx], p.labels[d_idx, s_idx] / dp.label_std,
+    return (d_idx, s_idx, x[s_idx, d_idx], p.labels[d_idx, s_idx] / dp.label_std,
             p.label_ok[d_idx, s_idx])
 
 
@@ -156,7 +156,7 @@ def evaluate_baselines(run_id: str, lake_root: str | None = None) -> dict:
                                          "(known: ridge, lightgbm, no_graph)")
                     preds.append(pred)
                     labels.append(label_frame(dp, list(fold.val)))
-                metrics = _log_evaluation(name, pd.concat(preds), pd.concat(labels), "val")
+                metrics = log_evaluation(name, pd.concat(preds), pd.concat(labels), "val")
                 ric[name] = {h: metrics.get(f"val/rank_ic_{h}d", np.nan) for h in HORIZONS}
         val_dates = sorted({d for f in data.split.folds for d in
                             (data.panel.days[i] for i in f.val)})

@@ -103,7 +103,10 @@ def _log_epoch(epoch: int, row: dict) -> None:
     mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
 
 
-def _log_evaluation(name: str, pred: pd.DataFrame, labels: pd.DataFrame, prefix: str) -> dict:
+def log_evaluation(name: str, pred: pd.DataFrame, labels: pd.DataFrame, prefix: str) -> dict:
+    """Score ``pred`` against ``labels`` on every horizon and log to the active run:
+    ``<prefix>/<metric>_<h>d`` metrics, the daily metrics CSV and the plots; return the
+    metrics."""
     daily, summary, deciles = evaluate_predictions(pred, labels, name)
     metrics = {f"{prefix}/{k}_{h}d": v for h, s in summary.items() for k, v in s.items()}
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
@@ -123,6 +126,10 @@ def _example(dp: DevicePanel, train_days: Sequence[int]) -> dict[str, np.ndarray
             "edge_attr": b.edge_attr.cpu().numpy()}
 
 
+def _config_date(value) -> dt.date | None:
+    return value if value is None or isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
 def run_cv(overrides: Sequence[str] = (), phase: str = "all", start: dt.date | None = None,
            end: dt.date | None = None, lake_root: str | None = None,
            tracking_uri: str | None = None) -> str:
@@ -134,6 +141,8 @@ def run_cv(overrides: Sequence[str] = (), phase: str = "all", start: dt.date | N
     if int(cfg["train"].get("threads") or 0) > 0:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     setup_tracking(tracking_uri)
+    start = start or _config_date(cfg["data"]["start"])
+    end = end or _config_date(cfg["data"]["end"])
     data = load_data(cfg, start, end, lake_root)
     days = data.panel.days
     with mlflow.start_run(run_name=f"cv-{phase}") as parent:
@@ -161,16 +170,16 @@ def run_cv(overrides: Sequence[str] = (), phase: str = "all", start: dt.date | N
                     use_graph = bool(pc["model"].get("use_gat", True))
                     pred = predict_days(model, dp, val_s, use_graph)
                     lab = label_frame(dp, val_s.days)
-                    _log_evaluation("atft_gat_fan", pred, lab, "val")
+                    log_evaluation("atft_gat_fan", pred, lab, "val")
                     state = res.best_state
             preds.append(pred)
             labels.append(lab)
-        pooled = _log_evaluation("atft_gat_fan", pd.concat(preds), pd.concat(labels), "val")
+        pooled = log_evaluation("atft_gat_fan", pd.concat(preds), pd.concat(labels), "val")
         last = data.split.folds[-1]
         if len(data.split.test):
             test_s = DaySampler(data.panel, data.split.test, int(cfg["data"]["max_stocks"]),
                                 int(cfg["data"]["min_stocks"]))
-            _log_evaluation("atft_gat_fan", predict_days(model, dp, test_s, use_graph),
+            log_evaluation("atft_gat_fan", predict_days(model, dp, test_s, use_graph),
                             label_frame(dp, test_s.days), "test")
         meta = {"model": {k: list(v) if isinstance(v, tuple) else v
                           for k, v in cfg["model"].items()},

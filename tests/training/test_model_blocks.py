@@ -86,19 +86,20 @@ def test_dominant_components_pick_the_highest_energy_bins():
     t = torch.arange(20, dtype=torch.float32)
     level, amplitude = 1.0, 3.0
     wave = amplitude * torch.cos(2 * math.pi * 2 * t / 20)
-    x = (level + wave).reshape(1, 20, 1).repeat(2, 1, 3)
+    x = (level + wave).repeat(2, 3, 1)  # [2, 3, 20], time last
     # DC energy (20 * 1)^2 = 400 < the cosine pair's 2 * (10 * 3)^2 = 1800: top-1 is the wave
-    torch.testing.assert_close(dominant_components(x, 20, 1)[0, :, 0], wave, atol=1e-5, rtol=0)
-    torch.testing.assert_close(dominant_components(x, 20, 2)[0, :, 0], level + wave, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dominant_components(x, 20, 1)[1, 2], wave, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dominant_components(x, 20, 2)[1, 2], level + wave, atol=1e-5, rtol=0)
 
 
 def test_dominant_components_windows_align_to_the_last_step():
-    x = torch.randn(3, 12, 2) + 4.0
+    x = torch.randn(3, 2, 12) + 4.0
     part = dominant_components(x, 5, 1)
     assert part.shape == x.shape
-    assert torch.all(part[:, :2] == 0)  # 12 % 5 = 2 leading steps belong to no window
+    assert torch.all(part[..., :2] == 0)  # 12 % 5 = 2 leading steps belong to no window
+    assert torch.all(part[..., 2:] != 0)
     # a constant window: its only energy is DC, so the component is the window itself
-    const = torch.full((1, 10, 1), 2.5)
+    const = torch.full((1, 1, 10), 2.5)
     torch.testing.assert_close(dominant_components(const, 5, 1), const)
 
 

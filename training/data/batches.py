@@ -92,11 +92,12 @@ class DevicePanel:
         self.panel, self.graphs, self.window = panel, graphs, window
         self.device = torch.device(device)
         self.mask_channels = mask_channels
-        obs = torch.from_numpy(panel.observed).to(self.device)
-        x = torch.from_numpy(panel.features).to(self.device)
+        # stock-major [S, D, F]: a stock's window is one contiguous block to gather
+        obs = torch.from_numpy(panel.observed).to(self.device).permute(1, 0, 2).contiguous()
+        x = torch.from_numpy(panel.features).to(self.device).permute(1, 0, 2)
         med = torch.from_numpy(scaler.median).to(self.device)
         scale = torch.from_numpy(scaler.scale).to(self.device)
-        self.x = ((x - med) / scale).clamp_(-scaler.clip, scaler.clip).mul_(obs)
+        self.x = ((x - med) / scale).clamp_(-scaler.clip, scaler.clip).mul_(obs).contiguous()
         self.obs = obs
         self.y = (torch.from_numpy(panel.labels).to(self.device)
                   / torch.from_numpy(scaler.label_std).to(self.device))
@@ -115,10 +116,11 @@ class DevicePanel:
         steps = torch.arange(day - self.window + 1, day + 1, device=self.device)
         valid = (steps >= 0).to(self.x.dtype)
         steps = steps.clamp(min=0)
-        x = self.x[steps[:, None], idx[None, :]].permute(1, 0, 2)  # [N, L, F]
-        x = x * valid[None, :, None]
+        x = self.x[idx[:, None], steps[None, :]]  # [N, L, F]
+        if day < self.window - 1:
+            x = x * valid[None, :, None]
         if self.mask_channels:
-            m = self.obs[steps[:, None], idx[None, :]].permute(1, 0, 2).to(x.dtype)
+            m = self.obs[idx[:, None], steps[None, :]].to(x.dtype)
             x = torch.cat([x, m * valid[None, :, None]], dim=2)
         if self.graphs is not None:
             edge_index, edge_attr = self.graphs.day_edges(day, idx)

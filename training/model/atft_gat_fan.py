@@ -85,9 +85,10 @@ class ATFTGATFAN(nn.Module):
         if self.graph is not None and edge_index is not None:
             z = self.graph(z, edge_index, edge_attr)
         point, quantiles = self.heads(z)
-        for norm, stats in ((self.san, san_stats), (self.fan, fan_stats)):
+        for norm, removed in ((self.san, san_stats), (self.fan, fan_stats)):
             if norm is not None:
-                point, quantiles = norm.denormalize(point, stats), norm.denormalize(quantiles, stats)
+                point = norm.denormalize(point, removed)
+                quantiles = norm.denormalize(quantiles, removed)
         return ModelOutput(point=point, quantiles=quantiles, levels=self.cfg.quantiles)
 
     def _check_input(self, x: Tensor) -> None:

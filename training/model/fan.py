@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from training.model.denorm import ForecastDenormalizer
@@ -11,29 +12,31 @@ from training.model.denorm import ForecastDenormalizer
 def dominant_components(x: Tensor, window: int, top_k: int) -> Tensor:
     """The part of each window made of its ``top_k`` highest-energy rFFT bins.
 
-    The time axis is cut into consecutive non-overlapping windows aligned to the END of the
-    sequence (the most recent ``window`` days form the last one); the first ``L % window``
-    steps, if any, belong to no window and get a zero component. Within a window of length
-    w, the rFFT bins 0..w//2 are ranked by their energy in the signal (|X_k|^2, counted twice
-    for the bins that stand for a conjugate pair, i.e. all but the DC bin and, for even w,
-    the Nyquist bin); the DC bin (the window mean) competes like any other.
+    The time axis (the LAST axis here) is cut into consecutive non-overlapping windows
+    aligned to the end of the sequence (the most recent ``window`` steps form the last
+    one); the first ``L % window`` steps, if any, belong to no window and get a zero
+    component. Within a window of length w the rFFT bins 0..w//2 are ranked by their
+    energy in the signal (|X_k|^2, counted twice for the bins that stand for a conjugate
+    pair, i.e. all but the DC bin and, for even w, the Nyquist bin); the DC bin (the
+    window mean) competes like any other. The component is the inverse rFFT of the kept
+    bins.
 
-    Shapes: x: [N, L, F] (float32) -> [N, L, F].
+    Shapes: x: [..., L] (float32, time last) -> [..., L].
     """
-    n, length, f = x.shape
+    length = x.shape[-1]
     head = length % window
-    segments = x[:, head:].reshape(n, (length - head) // window, window, f)
-    spectrum = torch.fft.rfft(segments, dim=2)
-    n_bins = spectrum.shape[2]
+    segments = x[..., head:].unflatten(-1, ((length - head) // window, window))
+    spectrum = torch.fft.rfft(segments, dim=-1)
+    n_bins = spectrum.shape[-1]
     pair = torch.full((n_bins,), 2.0, device=x.device)
     pair[0] = 1.0
     if window % 2 == 0:
         pair[-1] = 1.0
-    energy = spectrum.abs().square() * pair.view(1, 1, -1, 1)
-    top = energy.topk(min(top_k, n_bins), dim=2).indices
-    keep = torch.zeros_like(energy).scatter_(2, top, 1.0)
-    dominant = torch.fft.irfft(spectrum * keep, n=window, dim=2).reshape(n, length - head, f)
-    return torch.cat([dominant.new_zeros(n, head, f), dominant], dim=1)
+    energy = torch.view_as_real(spectrum).square().sum(dim=-1) * pair
+    top = energy.topk(min(top_k, n_bins), dim=-1).indices
+    keep = torch.zeros_like(energy).scatter_(-1, top, 1.0)
+    dominant = torch.fft.irfft(spectrum * keep, n=window, dim=-1).flatten(-2)
+    return F.pad(dominant, (head, 0))
 
 
 class FrequencyAdaptiveNorm(nn.Module):
@@ -63,13 +66,14 @@ class FrequencyAdaptiveNorm(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         with torch.autocast(x.device.type, enabled=False):
-            residual = x.float()
+            series = x.float().transpose(1, 2)  # [N, F, L]: time last for the FFT
+            residual = series
             for window in self.windows:
-                if window <= residual.shape[1]:
+                if window <= residual.shape[-1]:
                     residual = residual - dominant_components(residual, window, self.top_k)
-            removed = x.float() - residual
-            stats = torch.cat([removed.mean(dim=1), removed[:, -1]], dim=-1)
-        return residual, stats
+            removed = series - residual
+            stats = torch.cat([removed.mean(dim=-1), removed[..., -1]], dim=-1)
+        return residual.transpose(1, 2), stats
 
     def denormalize(self, y: Tensor, stats: Tensor) -> Tensor:
         return self.denormalizer(y, stats)

@@ -37,7 +37,7 @@ class SliceAdaptiveNorm(nn.Module):
             parts, stats = [], []
             for part in torch.tensor_split(x.float(), self.slices, dim=1):
                 mean = part.mean(dim=1, keepdim=True)
-                var = part.var(dim=1, correction=0, keepdim=True)
+                var = (part - mean).square().mean(dim=1, keepdim=True)
                 std = (var + _EPS**2).sqrt()
                 parts.append((part - mean) / std)
                 stats += [mean.squeeze(1), std.squeeze(1)]

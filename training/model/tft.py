@@ -22,8 +22,8 @@ class TemporalFusionEncoder(nn.Module):
     The optional context is a per-stock vector (here: the adaptive-normalization
     statistics, so the level and scale that FAN/SAN removed are not lost to the encoder).
 
-    Shapes: x: [N, L, F], context: [N, d] (only when built with_context) or None -> ``encode``: [N, L, d];
-    ``forward``: [N, d] (the last time step).
+    Shapes: x: [N, L, F], context: [N, d] (only when built ``with_context``) or None
+    -> ``encode``: [N, L, d]; ``forward``: [N, d] (the last time step).
     """
 
     def __init__(

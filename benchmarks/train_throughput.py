@@ -1,0 +1,191 @@
+"""Training throughput: this pipeline's day batches vs a naive per-sample DataLoader.
+
+Prints one table of training samples (stock-days) per second and peak memory at
+``--stocks`` x L = ``--window`` x ``--features`` (default 4,000 x 20 x 120, hidden 64),
+same model, same optimizer step, measured in the same run:
+
+* ``pipeline``: the panel resident on the device, windows gathered by index per day
+  (``training.data.batches``), the day's peer graph, one optimizer step per day batch;
+* ``naive``: a ``torch.utils.data.Dataset`` whose ``__getitem__`` slices one stock's
+  window out of its own per-code DataFrame (the usual first implementation), a
+  ``DataLoader`` collating the same number of samples per step, no graph (a batch
+  mixes dates, so there is no day graph to give it);
+* ``pipeline_nograph``: the pipeline with the same model as ``naive`` (graph block
+  off), so the two rows differ only in how windows reach the model;
+* ``pipeline_data`` / ``naive_data``: the input paths alone (batches built, no model step),
+  compared with each other.
+
+Each mode runs in its own subprocess so peak memory is its own (RSS on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA). On CUDA the pipeline runs in fp32 and in
+bf16 autocast. The data are random (throughput does not depend on values).
+
+    .venv/bin/python benchmarks/train_throughput.py [--steps 3] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def _panel(stocks: int, days: int, features: int, seed: int = 0):
+    from training.data.panel import Panel
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((days, stocks, features), dtype=np.float32)
+    y = (rng.standard_normal((days, stocks, 5)) * 0.02).astype(np.float32)
+    day0 = dt.date(2025, 1, 6)
+    return Panel([day0 + dt.timedelta(days=i) for i in range(days)],
+                 [f"{10000 + i}" for i in range(stocks)], [f"f{i}_cs_z" for i in range(features)],
+                 x, np.ones_like(x, bool), y, np.ones_like(y, bool), np.ones((days, stocks), bool))
+
+
+def _graphs(panel, k: int = 10, seed: int = 1):
+    from training.data.graph import PeerGraphs
+
+    rng = np.random.default_rng(seed)
+    n = len(panel.codes)
+    dst = np.repeat(np.arange(n), k)
+    src = rng.integers(0, n, size=n * k)
+    corr = rng.uniform(0.3, 0.9, size=n * k).astype(np.float32)
+    return PeerGraphs([panel.days[0]], [(src, dst, corr)],
+                      np.zeros(len(panel.days), dtype=int), n)
+
+
+def _model(n_features: int, window: int, hidden: int, use_gat: bool):
+    from training.train import build_model
+
+    return build_model({"hidden": hidden, "heads": 4, "use_gat": use_gat}, n_features, window)
+
+
+def _step(model, opt, x, y, mask, ei, ea, amp):
+    from training.losses import LossConfig, forecast_loss
+
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = model(x, ei, ea)
+    out.point, out.quantiles = out.point.float(), out.quantiles.float()
+    loss = forecast_loss(out, y, mask, LossConfig())["total"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.8)
+    opt.step()
+
+
+def run_mode(mode: str, a) -> dict:
+    """Train ``a.steps`` timed steps (after one warm-up) in ``mode``; samples/s and peak."""
+    from training.data.batches import DaySampler, DevicePanel, FoldScaler
+
+    torch.manual_seed(0)
+    device = torch.device(a.device)
+    days = a.window + a.steps + 2
+    panel = _panel(a.stocks, days, a.features)
+    amp = mode == "pipeline_bf16"
+    train = not mode.endswith("_data")  # *_data: the input path alone, no model step
+    model = _model(a.features, a.window, a.hidden,
+                   use_gat=mode not in ("naive", "pipeline_nograph")).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    if mode.startswith("pipeline"):
+        scaler = FoldScaler.fit(panel, range(days))
+        graphs = None if mode == "pipeline_nograph" else _graphs(panel)
+        dp = DevicePanel(panel, scaler, graphs, device, a.window)
+        sampler = DaySampler(panel, range(a.window - 1, days), max_stocks=a.batch,
+                             shuffle=True)
+        batches = iter(sampler)
+
+        def step():
+            b = dp.batch(*next(batches))
+            if train:
+                _step(model, opt, b.x, b.y, b.y_mask, b.edge_index, b.edge_attr, amp)
+            return len(b.stocks)
+    else:
+        import pandas as pd
+
+        frames = {c: pd.DataFrame(panel.features[:, s], index=panel.days)
+                  for s, c in enumerate(panel.codes)}
+        labels = {c: panel.labels[:, s] for s, c in enumerate(panel.codes)}
+
+        class Windows(torch.utils.data.Dataset):
+            def __init__(self):
+                self.items = [(t, c) for t in range(a.window - 1, days) for c in panel.codes]
+
+            def __len__(self):
+                return len(self.items)
+
+            def __getitem__(self, i):
+                t, c = self.items[i]
+                x = frames[c].iloc[t - a.window + 1:t + 1].to_numpy(dtype=np.float32)
+                return torch.from_numpy(x), torch.from_numpy(labels[c][t])
+
+        loader = iter(torch.utils.data.DataLoader(Windows(), batch_size=a.batch, shuffle=True))
+
+        def step():
+            x, y = next(loader)
+            x, y = x.to(device), y.to(device)
+            if train:
+                _step(model, opt, x, y, torch.ones_like(y, dtype=torch.bool), None, None, False)
+            return len(x)
+
+    step()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0, n = time.perf_counter(), 0
+    for _ in range(a.steps):
+        n += step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    secs = time.perf_counter() - t0
+    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"mode": mode, "samples_per_s": n / secs, "secs": secs, "samples": n,
+            "peak_mib": peak / 2**20}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stocks", type=int, default=4000)
+    ap.add_argument("--window", type=int, default=20)
+    ap.add_argument("--features", type=int, default=120)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=2048, help="stocks per step (both modes)")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--mode", help=argparse.SUPPRESS)
+    ap.add_argument("--only", help="comma-separated modes to run (default: all)")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.mode:
+        print(json.dumps(run_mode(a.mode, a)))
+        return
+    modes = ["pipeline", "pipeline_nograph", "naive"] + (
+        ["pipeline_bf16"] if a.device == "cuda" else []) + ["pipeline_data", "naive_data"]
+    rows = []
+    for mode in modes if not a.only else a.only.split(","):
+        out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--mode", mode],
+                             check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    name = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    ref = {r["mode"]: r["samples_per_s"] for r in rows if r["mode"].startswith("naive")}
+    print(f"device: {name}; {a.stocks} stocks x L={a.window} x {a.features} features, "
+          f"hidden {a.hidden}, {a.batch} stocks per step, {a.steps} timed steps")
+    print("| mode | samples/s | x naive | peak memory (MiB) |")
+    print("| --- | --- | --- | --- |")
+    for r in rows:
+        naive = ref.get("naive_data" if r["mode"].endswith("_data") else "naive", float("nan"))
+        print(f"| {r['mode']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / naive:.1f} "
+              f"| {r['peak_mib']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
