@@ -1,4 +1,5 @@
-"""``gogooku3 serve ...`` end to end on the session's gold lake, Redis and a chdb directory."""
+"""``gogooku3 serve ...`` end to end on the session's gold lake, Redis (materialized once by
+the session fixture, so the CLI run is the incremental path) and a chdb directory."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from gogooku3.settings import get_settings
 
 
 @pytest.fixture
-def serve_env(monkeypatch, serving_gold, serving_settings, tmp_path):
+def serve_env(monkeypatch, serving_gold, serving_settings, materialized, tmp_path):
     monkeypatch.setenv("GOGOOKU_LAKE", serving_gold.lake_root)
     monkeypatch.setenv("REDIS_URL", serving_settings.redis_url)
     monkeypatch.setenv("GOGOOKU_FEAST_DATA_DIR", serving_settings.feast_data_dir)
