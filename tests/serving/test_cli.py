@@ -1,4 +1,5 @@
-"""``gogooku3 serve ...`` end to end on the session's gold lake, Redis and a chdb directory."""
+"""``gogooku3 serve ...`` end to end on the session's gold lake, Redis (materialized once by
+the session fixture, so the CLI run is the incremental path) and a chdb directory."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from gogooku3.settings import get_settings
 
 
 @pytest.fixture
-def serve_env(monkeypatch, serving_gold, serving_settings, tmp_path):
+def serve_env(monkeypatch, serving_gold, serving_settings, materialized, tmp_path):
     monkeypatch.setenv("GOGOOKU_LAKE", serving_gold.lake_root)
     monkeypatch.setenv("REDIS_URL", serving_settings.redis_url)
     monkeypatch.setenv("GOGOOKU_FEAST_DATA_DIR", serving_settings.feast_data_dir)
@@ -53,3 +54,25 @@ def test_load_clickhouse_then_query_top_decile(serve_env, capsys):
     best = serve_env.predictions[serve_env.predictions.date == last].nlargest(1, "pred_1d")
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["date", "code"] and best.code.iloc[0] in lines[1]
+
+
+def test_redis_start_stop_stops_only_what_it_started(monkeypatch, tmp_path, capsys, redis_url):
+    from urllib.parse import urlparse
+
+    from gogooku3.serving.redis_server import RedisServer, free_port
+
+    monkeypatch.setenv("GOGOOKU_FEAST_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    port = free_port()
+    probe = RedisServer(port, tmp_path)
+    assert main(["serve", "redis", "start", "--port", str(port)]) == 0
+    assert capsys.readouterr().out.strip() == f"redis://127.0.0.1:{port}/0" and probe.answers()
+    assert main(["serve", "redis", "stop", "--port", str(port)]) == 0
+    assert not probe.answers()
+    session_port = urlparse(redis_url).port
+    assert main(["serve", "redis", "start", "--port", str(session_port)]) == 0
+    assert "already running, not started by gogooku3" in capsys.readouterr().out
+    assert main(["serve", "redis", "stop", "--port", str(session_port)]) == 0
+    assert "no redis-server started by gogooku3" in capsys.readouterr().out
+    assert RedisServer(session_port, tmp_path).answers()
+    get_settings.cache_clear()

@@ -65,7 +65,7 @@ def s3_conf(settings: Settings) -> dict[str, str]:
     if endpoint:  # an S3-compatible server (MinIO, moto): path-style bucket addressing
         conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
         conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
-        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https"))
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https")).lower()
     return conf
 
 

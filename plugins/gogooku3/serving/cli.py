@@ -97,7 +97,10 @@ def _redis(args: argparse.Namespace) -> int:
     settings = get_settings()
     port = args.port or urlparse(settings.redis_url).port or 6379
     server = RedisServer(port, Path(settings.resolved_path("feast_data_dir")) / "redis")
-    if args.action == "start":
+    if args.action == "start" and server.answers():
+        # e.g. the Debian package's own service: use it, and never stop it
+        print(f"{server.url} (already running, not started by gogooku3)")
+    elif args.action == "start":
         print(server.start().url)
     elif not server.stop():
         print(f"no redis-server started by gogooku3 on 127.0.0.1:{port}")

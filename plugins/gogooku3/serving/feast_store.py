@@ -184,9 +184,9 @@ def online_lookup(codes: list[str], store=None, refs: list[str] | None = None) -
             f"serve online: Redis at {where} not reachable ({type(exc).__name__}); start it "
             "(gogooku3 serve redis start) or point REDIS_URL at a server") from None
     forecast_cols = set(view_columns()[FORECAST_VIEW])
+    names = [r.split(":", 1)[1] for r in refs]
     rows, missing = [], []
     for i, code in enumerate(codes):
-        names = [r.split(":", 1)[1] for r in refs]
         values = {n: raw[n][i] for n in names}
         stamps = {n: raw[f"{n}__ts"][i] for n in names}
         feature_date = _date_of([stamps[n] for n in names if n not in forecast_cols])

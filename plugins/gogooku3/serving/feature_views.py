@@ -20,6 +20,7 @@ row at date T sees the latest value dated on or before T (never after), for up t
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from gogooku3.lake import catalog
@@ -37,11 +38,13 @@ RAW_FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "log_turnover_20d", "b
 SOURCE_TABLES = {"gold_features": "gold.features", "gold_predictions": "gold.predictions"}
 
 
-def view_columns() -> dict[str, list[str]]:
-    """Feature view name -> its feature columns, in table order."""
-    cs_z = [f"{name}_cs_z" for name in feature_names()]
-    forecast = [c for c in catalog.table("gold.predictions").column_names if c not in ("date", "code")]
-    return {CS_Z_VIEW: cs_z, RAW_VIEW: list(RAW_FEATURES), FORECAST_VIEW: forecast}
+@lru_cache(maxsize=1)
+def view_columns() -> dict[str, tuple[str, ...]]:
+    """Feature view name -> its feature columns, in table order (read once per process)."""
+    cs_z = tuple(f"{name}_cs_z" for name in feature_names())
+    forecast = tuple(c for c in catalog.table("gold.predictions").column_names
+                     if c not in ("date", "code"))
+    return {CS_Z_VIEW: cs_z, RAW_VIEW: RAW_FEATURES, FORECAST_VIEW: forecast}
 
 
 def view_source() -> dict[str, str]:

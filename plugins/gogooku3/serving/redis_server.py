@@ -69,6 +69,10 @@ class RedisServer:
     def pidfile(self) -> Path:
         return self.workdir / f"redis-{self.port}.pid"
 
+    def answers(self) -> bool:
+        """Whether some Redis server (started here or not) answers PING on the port."""
+        return _ping(self.port)
+
     def start(self) -> RedisServer:
         """Start the server daemonized and wait until it answers PING.
 
