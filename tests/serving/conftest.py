@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from sv_market import CODES, DATES, DELISTED
 
 from gogooku3.lake import catalog, deltars
 from gogooku3.lake.catalog import TableSpec, UnknownTableError
@@ -33,9 +34,6 @@ PREDICTIONS_SPEC = TableSpec(
     primary_key=("date", "code"),
     description="model forecasts per (date, code)",
 )
-DATES = [d.date() for d in pd.bdate_range("2025-03-03", "2025-03-18")]
-CODES = ["72030", "67580", *[f"{1300 + 7 * i:04d}0" for i in range(22)]]
-DELISTED = CODES[-1]  # present on the first half of DATES only
 
 
 def predictions_spec() -> TableSpec:
@@ -58,14 +56,14 @@ def _panel(spec: TableSpec, rng: np.random.Generator) -> pd.DataFrame:
     keys = pd.DataFrame(rows, columns=["date", "code"])
     values = {}
     for col, typ in spec.columns[2:]:
-        if typ == "double":
+        if typ in ("double", "float"):
             values[col] = rng.normal(size=len(keys))
             values[col][rng.random(len(keys)) < 0.05] = np.nan
     return pd.concat([keys, pd.DataFrame(values)], axis=1)
 
 
 def _write(frame: pd.DataFrame, spec: TableSpec, lake_root: str) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False).cast(spec.arrow_schema())
     deltars.write_dates(table, spec, sorted(set(frame["date"])), lake_root=lake_root)
 
 

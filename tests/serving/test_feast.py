@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DELISTED
+from sv_market import DELISTED
 
 from gogooku3.serving.feast_store import feature_refs, feature_store, materialize, online_lookup
 from gogooku3.serving.feature_views import CS_Z_VIEW, FORECAST_VIEW, RAW_VIEW, view_columns

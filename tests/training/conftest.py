@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 
 import pytest
 import torch
-from tr_lake import FEATURES, build_gold
+from tr_lake import MARKET, build_gold
 
-from gogooku3.market.sim import MarketConfig, PlantedSignal, simulate_market
+from gogooku3.market.sim import simulate_market
 
 torch.set_num_threads(1)  # 2 threads thrash on a loaded 2-core machine
 
-#: the planted market the tests learn: strong enough to learn in seconds on 2 cores
-MARKET = MarketConfig(stocks=200, start=dt.date(2024, 3, 1), end=dt.date(2024, 11, 29), seed=11,
-                      clusters=10, signal=PlantedSignal(reversal=0.5, momentum=0.004,
-                                                       earnings_drift=0.0008, lead_lag=0.6))
-FEATURE_COLUMNS = [f"{f}_cs_z" for f in FEATURES]
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +28,6 @@ def gold_lake(isolated_lake, tiny_market):
     return {"root": str(root), **info}
 
 
-#: a 1-fold CV that fits the tiny market: ~100 train days, 20-day embargo, 30 validation days
-SMALL_RUN = ["train=cpu", "model.hidden=16", "model.heads=2", "cv.n_folds=1", "cv.val_days=30",
-             "cv.min_train_days=40", "train.epochs=1",
-             "data.features=[" + ",".join(FEATURE_COLUMNS) + "]"]
 
 
 @pytest.fixture(scope="session")

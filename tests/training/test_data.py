@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 import torch
-from conftest import FEATURE_COLUMNS
+from tr_lake import FEATURE_COLUMNS
 
 from gogooku3.lake import deltars
 from training.data.batches import DaySampler, DevicePanel, FoldScaler

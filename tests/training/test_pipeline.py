@@ -11,8 +11,8 @@ import os
 import mlflow
 import numpy as np
 import pytest
-from conftest import MARKET, SMALL_RUN
 from mlflow import MlflowClient
+from tr_lake import MARKET, SMALL_RUN
 
 from gogooku3 import cli
 from gogooku3.lake import deltars

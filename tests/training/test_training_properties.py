@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_RUN
+from tr_lake import SMALL_RUN
 
 from training.config import compose
 from training.data.batches import DaySampler

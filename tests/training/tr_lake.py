@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gogooku3.lake import catalog, deltars
-from gogooku3.market.sim import SimulatedMarket
+from gogooku3.market.sim import MarketConfig, PlantedSignal, SimulatedMarket
 from spark_jobs.features.normalize import cross_section
 from spark_jobs.features.peers import _top_k, snapshot_dates
 
@@ -94,8 +94,8 @@ def build_gold(market: SimulatedMarket, lake_root: str) -> dict:
     spec = catalog.table("gold.features")
     table = {c: feats[c] if c in feats else pd.Series(np.nan, index=feats.index)
              for c in spec.column_names}
-    deltars.write_dates(pa.Table.from_pandas(pd.DataFrame(table), preserve_index=False),
-                        spec, days, lake_root)
+    frame = pa.Table.from_pandas(pd.DataFrame(table), preserve_index=False)
+    deltars.write_dates(frame.cast(spec.arrow_schema()), spec, days, lake_root)
     labels = pd.DataFrame({"date": long["date"].to_numpy(), "code": long["code"].to_numpy()})
     for h in HORIZONS:
         fwd = (close.shift(-h) / close - 1).to_numpy().ravel()
@@ -109,3 +109,16 @@ def build_gold(market: SimulatedMarket, lake_root: str) -> dict:
     deltars.write_dates(pa.Table.from_pandas(graph, preserve_index=False), "gold.peer_graph",
                         snaps, lake_root)
     return {"days": days, "codes": codes, "snapshots": snaps}
+
+
+#: the planted market the tests learn: strong enough to learn in seconds on 2 cores
+MARKET = MarketConfig(stocks=200, start=dt.date(2024, 3, 1), end=dt.date(2024, 11, 29), seed=11,
+                      clusters=10, signal=PlantedSignal(reversal=0.5, momentum=0.004,
+                                                       earnings_drift=0.0008, lead_lag=0.6))
+FEATURE_COLUMNS = [f"{f}_cs_z" for f in FEATURES]
+
+
+#: a 1-fold CV that fits the tiny market: ~100 train days, 20-day embargo, 30 validation days
+SMALL_RUN = ["train=cpu", "model.hidden=16", "model.heads=2", "cv.n_folds=1", "cv.val_days=30",
+             "cv.min_train_days=40", "train.epochs=1",
+             "data.features=[" + ",".join(FEATURE_COLUMNS) + "]"]

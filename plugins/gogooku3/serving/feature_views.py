@@ -64,7 +64,9 @@ def feast_objects(offline_dir: Path) -> list:
     """Entity, sources and feature views, with sources under ``offline_dir/<source>/``."""
     from feast import Entity, FeatureView, Field, FileSource, ValueType
     from feast.data_format import ParquetFormat
-    from feast.types import Float64, String
+    from feast.types import Float32, Float64, String
+
+    from gogooku3.lake import catalog
 
     code = Entity(
         name=ENTITY, join_keys=[ENTITY], value_type=ValueType.STRING,
@@ -77,7 +79,10 @@ def feast_objects(offline_dir: Path) -> list:
         )
         for name, table in SOURCE_TABLES.items()
     }
-    types = {"model_name": String, "model_version": String}
+    # Feast's value types follow the stored Arrow types (gold.features holds float32)
+    feast_type = {"float": Float32, "double": Float64, "string": String}
+    types = {col: feast_type[typ] for table in SOURCE_TABLES.values()
+             for col, typ in catalog.table(table).columns if typ in feast_type}
     views = [
         FeatureView(
             name=view, entities=[code], ttl=TTL, online=True, source=sources[view_source()[view]],
