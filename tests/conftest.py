@@ -7,8 +7,6 @@ tests never touch ./lake. Delta jars come from the project's Ivy cache
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from gogooku3.settings import get_settings
@@ -18,16 +16,11 @@ from gogooku3.settings import get_settings
 def isolated_lake(tmp_path_factory):
     """Point GOGOOKU_LAKE and the Spark event log at a per-session temporary directory."""
     root = tmp_path_factory.mktemp("gogooku3")
-    old = {k: os.environ.get(k) for k in ("GOGOOKU_LAKE", "SPARK_EVENT_LOG_DIR")}
-    os.environ["GOGOOKU_LAKE"] = str(root / "lake")
-    os.environ["SPARK_EVENT_LOG_DIR"] = str(root / "spark-events")
-    get_settings.cache_clear()
-    yield root
-    for key, value in old.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOGOOKU_LAKE", str(root / "lake"))
+        patch.setenv("SPARK_EVENT_LOG_DIR", str(root / "spark-events"))
+        get_settings.cache_clear()
+        yield root
     get_settings.cache_clear()
 
 

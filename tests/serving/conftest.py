@@ -18,29 +18,13 @@ import pytest
 from sv_market import CODES, DATES, DELISTED
 
 from gogooku3.lake import catalog, deltars
-from gogooku3.lake.catalog import TableSpec, UnknownTableError
+from gogooku3.lake.catalog import TableSpec
 from gogooku3.settings import Settings, load_settings
-
-HORIZONS = (1, 2, 3, 5, 10)
-#: gold.predictions per notes/CONTRACTS.md (the training branch owns the catalogue entry)
-PREDICTIONS_SPEC = TableSpec(
-    name="gold.predictions",
-    columns=(
-        ("date", "date"), ("code", "string"), ("model_name", "string"),
-        ("model_version", "string"),
-        *[(f"pred_{h}d{q}", "double") for h in HORIZONS
-          for q in ("", "_q10", "_q25", "_q50", "_q75", "_q90")],
-    ),
-    primary_key=("date", "code"),
-    description="model forecasts per (date, code)",
-)
 
 
 def predictions_spec() -> TableSpec:
-    try:
-        return catalog.table("gold.predictions")
-    except UnknownTableError:
-        return catalog.register(PREDICTIONS_SPEC)
+    """gold.predictions as the catalogue defines it (what ``gogooku3 predict`` writes)."""
+    return catalog.table("gold.predictions")
 
 
 @dataclass

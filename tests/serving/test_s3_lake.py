@@ -36,16 +36,12 @@ def s3_env(tmp_path_factory):
         "MLFLOW_S3_ENDPOINT_URL": endpoint, "GOGOOKU_LAKE": f"s3://{BUCKET}/lake",
         "SPARK_EVENT_LOG_DIR": str(tmp_path_factory.mktemp("s3-events")),
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        get_settings.cache_clear()
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        yield env
     get_settings.cache_clear()
     server.stop()
 
@@ -59,7 +55,7 @@ def _keys(env, prefix: str) -> list[str]:
 
 
 def test_one_day_ingest_features_and_read_back_on_s3(s3_env):
-    from gogooku3.ingest.runner import ingest_range
+    from gogooku3.ingest.driver import ingest_range
     from gogooku3.jquants.client import JQuantsClient
     from gogooku3.lake import deltars
     from gogooku3.market.server import serve_in_thread

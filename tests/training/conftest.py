@@ -13,6 +13,12 @@ from gogooku3.market.sim import simulate_market
 torch.set_num_threads(1)  # 2 threads thrash on a loaded 2-core machine
 
 
+@pytest.fixture(autouse=True)
+def _seed_torch():
+    """Every training test starts from the same torch random state."""
+    torch.manual_seed(0)
+
+
 
 @pytest.fixture(scope="session")
 def tiny_market():

@@ -20,16 +20,6 @@ from training.model.variable_selection import VariableSelectionNetwork
 N, L, F, D, H, Q = 6, 20, 7, 16, 5, 5
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Tiny tensors: one thread avoids thread hand-off costs on the shared 2-core machine."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_grn_and_gate_shapes_with_and_without_context():
     grn = GatedResidualNetwork(F, D, D, d_context=D)
     assert grn(torch.randn(N, L, F), torch.randn(N, D)).shape == (N, L, D)
