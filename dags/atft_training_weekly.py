@@ -2,7 +2,7 @@
 
 Timetable: ``CronTriggerTimetable("0 10 * * 6", Asia/Tokyo)``. Trigger with params to
 train one phase, override config keys, or fix the gold window (default: every gold date
-up to the run's JST date). The train task runs ``python -m gogooku3.airflow.train_step``
+up to the run's JST date). The train task runs ``python -m gogooku3.cli train --cv-only``
 locally or in the trainer container (setting ``training_backend``), one at a time (pool
 ``gpu``); the other tasks call ``training.pipeline``. Promote emits the model Asset.
 """

@@ -17,6 +17,9 @@ def _train(args: argparse.Namespace) -> int:
     print("gold coverage: " + ", ".join(f"{t} {c['first']}..{c['last']}"
                                         for t, c in coverage.items()))
     run_id = pipeline.train(args.phase, args.overrides, args.start, args.end)
+    if args.cv_only:  # the Airflow train task: the run id is its last output line (XCom)
+        print(run_id, flush=True)
+        return 0
     print(f"CV run: {run_id}")
     if not args.skip_baselines:
         table = pipeline.evaluate_baselines(run_id)
@@ -51,6 +54,10 @@ def add_commands(sub) -> None:
     train.add_argument("--end", metavar="YYYY-MM-DD", help="last gold date (default: all)")
     train.add_argument("--skip-baselines", action="store_true",
                        help="do not train ridge/LightGBM/no-graph baselines")
+    train.add_argument("--cv-only", action="store_true",
+                       help="run the walk-forward CV only and print its MLflow run id last "
+                            "(Airflow's train task; evaluate/register/promote are tasks of "
+                            "their own)")
     train.add_argument("overrides", nargs="*", metavar="key=value")
     train.set_defaults(func=_train)
     predict = sub.add_parser("predict", help="champion forecasts for one date -> gold.predictions")

@@ -61,7 +61,7 @@ def test_local_backend_runs_the_train_step_with_this_interpreter(backend, monkey
 
     monkeypatch.setattr("gogooku3.airflow.processes.run_checked", fake_run)
     assert _operator().execute(CONTEXT) == "run-42"
-    assert ran == [[sys.executable, "-m", "gogooku3.airflow.train_step", "--phase", "gat",
+    assert ran == [[sys.executable, "-m", "gogooku3.cli", "train", "--cv-only", "--phase", "gat",
                     "--start", "2025-07-01", "--end", "2025-12-30",
                     "model.hidden=16", "train.max_epochs=1"]]
 
@@ -77,7 +77,7 @@ def test_docker_backend_sends_gpu_request_mounts_safe_env_and_the_local_command(
         assert _operator().execute(CONTEXT) == "run-42"  # the last output line: the run id
     spec = stub.created()
     assert spec["Image"] == "registry.local/gogooku3-trainer:7"
-    assert spec["Cmd"] == ["python", "-m", "gogooku3.airflow.train_step", "--phase", "gat",
+    assert spec["Cmd"] == ["python", "-m", "gogooku3.cli", "train", "--cv-only", "--phase", "gat",
                            "--start", "2025-07-01", "--end", "2025-12-30",
                            "model.hidden=16", "train.max_epochs=1"]
     host = spec["HostConfig"]

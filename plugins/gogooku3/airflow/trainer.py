@@ -3,7 +3,7 @@
 ``TrainOperator`` is a ``DockerOperator`` whose backend is chosen at *execution* time by
 the setting ``training_backend`` (``GOGOOKU_TRAINING_BACKEND``):
 
-* ``local`` (the embedded default): ``python -m gogooku3.airflow.train_step ...`` as a
+* ``local`` (the embedded default): ``python -m gogooku3.cli train --cv-only ...`` as a
   child process of the task, with this interpreter;
 * ``docker``: the same arguments after ``python`` in the image ``trainer_image``
   (``docker/trainer.Dockerfile``), all GPUs requested, the lake and a file-based MLflow
