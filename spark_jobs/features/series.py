@@ -67,7 +67,6 @@ def code_series(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
     bars = {k: p.series(col[k]) for k in (*BAR_COLUMNS, "adj_volume", "turnover",
                                           "upper_limit_hit", "lower_limit_hit")}
     wanted = dates >= start
-    rec = np.full(len(pdf), np.nan)
     rec_series = {}
     ohlcv = [col[k][traded] for k in (*BAR_COLUMNS, "adj_volume")]
     values = technical.recursive_values(p.row_code[traded], tidx[traded], ohlcv, wanted[traded])
