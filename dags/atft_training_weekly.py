@@ -52,18 +52,18 @@ def atft_training_weekly():
         doc_md="Walk-forward training; returns the parent MLflow run id.")
 
     @task(task_id="evaluate_baselines")
-    def evaluate_baselines(run_id: str):
+    def evaluate_baselines(cv_run_id: str):  # not "run_id": that is Airflow's context key
         """ATFT-GAT-FAN against ridge, LightGBM, no-graph and the oracle, per horizon."""
         from gogooku3.airflow.training_tasks import evaluate
 
-        return evaluate(run_id)
+        return evaluate(cv_run_id)
 
     @task(task_id="register")
-    def register(run_id: str):
-        """A new version of the registered model from the run."""
+    def register(cv_run_id: str):
+        """A new version of the registered model from the MLflow run."""
         from gogooku3.airflow.training_tasks import register as run
 
-        return run(run_id)
+        return run(cv_run_id)
 
     @task(task_id="promote", outlets=[model_asset()])
     def promote(version: str, **context):

@@ -51,3 +51,13 @@ def lake_root(isolated_lake, request):
     path = isolated_lake / "lakes" / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A redis-server of this test session on a free loopback port, stopped at the end."""
+    from gogooku3.serving.redis_server import RedisServer, free_port
+
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()

@@ -42,7 +42,7 @@ def jquants_url(market):
 
 
 @pytest.fixture(scope="session")
-def airflow_env(isolated_lake, jquants_url, tmp_path_factory) -> AirflowEnv:
+def airflow_env(isolated_lake, jquants_url, redis_url, tmp_path_factory) -> AirflowEnv:
     home = tmp_path_factory.mktemp("airflow_home")
     port = free_port()
     env = airflow_environment({
@@ -59,6 +59,10 @@ def airflow_env(isolated_lake, jquants_url, tmp_path_factory) -> AirflowEnv:
         "GOGOOKU_LAKE": os.environ["GOGOOKU_LAKE"],
         "SPARK_EVENT_LOG_DIR": os.environ["SPARK_EVENT_LOG_DIR"],
         "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
+        # daily_inference's Feast and ClickHouse steps: the session's Redis, stores under home
+        "REDIS_URL": redis_url,
+        "GOGOOKU_FEAST_DATA_DIR": str(home / "feast_data"),
+        "CLICKHOUSE_URL": f"chdb://{home / 'clickhouse'}",
         "GOGOOKU_SPARK_SHUFFLE_PARTITIONS": "2",
         "GOGOOKU_SPARK_DRIVER_MEMORY": "2g",
         "PYTHONUNBUFFERED": "1",

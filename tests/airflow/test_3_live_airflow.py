@@ -152,7 +152,7 @@ def _backfill(api, reprocess: str = "none") -> list[dict]:
             break
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
-            if "database is locked" not in detail or attempt == 3:
+            if "database is locked" not in detail.lower() or attempt == 3:
                 raise AssertionError(f"POST /backfills {body}: {exc} (attempt {attempt}):\n"
                                      f"{detail}") from None
 

@@ -67,16 +67,6 @@ def serving_gold(tmp_path_factory) -> Gold:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    """A redis-server of this test session on a free loopback port, stopped at the end."""
-    from gogooku3.serving.redis_server import RedisServer, free_port
-
-    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis")).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="session")
 def serving_settings(serving_gold, redis_url, tmp_path_factory) -> Settings:
     return load_settings(
         lake_root=serving_gold.lake_root, redis_url=redis_url,
