@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import pyarrow as pa
 
+from gogooku3.jpx.calendar import TradingCalendar
 from gogooku3.lake import deltars
 from training.data.batches import DaySampler, DevicePanel, FoldScaler
 from training.data.graph import load_peer_graphs
@@ -40,8 +41,7 @@ def predict_date(day: dt.date, model_name: str = "atft_gat_fan", lake_root: str 
     forecaster = loaded.unwrap_python_model()
     meta = forecaster.meta
     window = int(meta["window"])
-    # enough calendar days to hold `window` trade dates before `day` (holidays included)
-    start = day - dt.timedelta(days=window * 2 + 14)
+    start = TradingCalendar.from_lake(lake_root).trading_days_back(day, window)
     info = deltars.table_info("gold.features", lake_root)
     if info.first_date is not None and start < info.first_date:
         start = info.first_date
