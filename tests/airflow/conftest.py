@@ -59,8 +59,9 @@ def airflow_env(isolated_lake, jquants_url, redis_url, tmp_path_factory) -> Airf
         "GOGOOKU_LAKE": os.environ["GOGOOKU_LAKE"],
         "SPARK_EVENT_LOG_DIR": os.environ["SPARK_EVENT_LOG_DIR"],
         "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-        # daily_inference's Feast and ClickHouse steps: the session's Redis, stores under home
-        "REDIS_URL": redis_url,
+        # daily_inference's Feast and ClickHouse steps: a database of its own on the
+        # session's Redis (tests/serving count the keys of database 0), stores under home
+        "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/1",
         "GOGOOKU_FEAST_DATA_DIR": str(home / "feast_data"),
         "CLICKHOUSE_URL": f"chdb://{home / 'clickhouse'}",
         "GOGOOKU_SPARK_SHUFFLE_PARTITIONS": "2",
