@@ -5,7 +5,10 @@
 #   -> jquants_daily_ingest: one history-load run over the whole range (params start/end):
 #      calendar, one fetch task per endpoint, quality gate + bronze, silver
 #   -> spark_features_daily: spark-submit spark_jobs/build_features.py -> gold, gold check
-#   -> atft_training_weekly and daily_inference, once training/ is there
+#   -> atft_training_weekly: CPU-sized walk-forward training (local backend), the
+#      baselines (ridge, LightGBM, no-graph, oracle), register, champion gate
+#   -> daily_inference: predictions for the last date -> ClickHouse (chdb) -> Feast/Redis
+# and ends with the model table, one online lookup and one SQL result.
 # Each DAG runs once, now (`airflow dags test` without a logical date: the run's date is
 # the moment it starts, so the UI shows real durations and "last run: minutes ago"), with
 # the history range in its conf, against this repo's airflow_home: `make airflow` shows
@@ -18,7 +21,7 @@ G=.venv/bin/gogooku3
 STOCKS=${DEMO_STOCKS:-500}
 START=${DEMO_START:-2023-01-04}
 END=${DEMO_END:-2025-12-30}
-FEATURES_START=${DEMO_FEATURES_START:-2025-07-01}
+FEATURES_START=${DEMO_FEATURES_START:-$START}
 PORT=${DEMO_PORT:-8765}
 export JQUANTS_API_KEY=${JQUANTS_API_KEY:-demo-key-$(date +%s)}
 export JQUANTS_API_URL=http://127.0.0.1:$PORT/v2
@@ -63,13 +66,35 @@ echo "== spark_features_daily: gold features and labels $FEATURES_START..$END (s
 run_dag spark_features_daily \
   "{\"start\": \"$FEATURES_START\", \"end\": \"$END\"}" logs/demo-features-dag.log
 
-if .venv/bin/python -c "import training.pipeline" 2>/dev/null; then
-  echo "== atft_training_weekly: train on $FEATURES_START..$END (local backend), evaluate, register, promote"
-  run_dag atft_training_weekly \
-    "{\"start\": \"$FEATURES_START\", \"end\": \"$END\"}" logs/demo-training-dag.log
-  echo "== daily_inference: predictions for $END -> ClickHouse -> Feast"
-  run_dag daily_inference "{\"start\": \"$END\", \"end\": \"$END\"}" logs/demo-inference-dag.log
-fi
+# CPU-sized training (DEMO_TRAIN_OVERRIDES replaces it): one phase, small model, two folds
+TRAIN_OVERRIDES=${DEMO_TRAIN_OVERRIDES:-'{"train": "cpu", "train.epochs": 3, "model.hidden": 32, "cv.n_folds": 2, "cv.val_days": 40, "cv.min_train_days": 120}'}
+ORACLE="{stocks: $STOCKS, start: '$START', end: '$END', seed: 7}"
+TRAIN_CONF=$(.venv/bin/python -c 'import json, sys
+overrides = {**json.loads(sys.argv[1]), "baselines.oracle_market": sys.argv[2]}
+print(json.dumps({"phase": "gat", "overrides": overrides, "start": sys.argv[3], "end": sys.argv[4]}))
+' "$TRAIN_OVERRIDES" "$ORACLE" "$FEATURES_START" "$END")
+echo "== atft_training_weekly: train on $FEATURES_START..$END (local backend, CPU), baselines, register, promote"
+run_dag atft_training_weekly "$TRAIN_CONF" logs/demo-training-dag.log
+echo "   validation RankIC per horizon (fraction of the simulator's oracle):"
+sed -n '/== model table ==/,/== end of model table ==/p' logs/demo-training-dag.log \
+  | sed '1d;$d' | sed 's/^/   /'
+
+echo "== Redis for Feast's online store on $($G config get redis_url)"
+REDIS_STARTED=$($G serve redis start)
+echo "   $REDIS_STARTED"
+trap 'kill $SERVER 2>/dev/null || true; $G serve redis stop >/dev/null 2>&1 || true' EXIT
+echo "== daily_inference: predictions for $END -> ClickHouse (chdb) -> Feast materialize"
+run_dag daily_inference "{\"start\": \"$END\", \"end\": \"$END\"}" logs/demo-inference-dag.log
+
+CODES=$(.venv/bin/python -c 'import datetime as dt, sys
+from gogooku3.lake import deltars
+day = dt.date.fromisoformat(sys.argv[1])
+t = deltars.read_table("gold.predictions", columns=["code"], start=day, end=day)
+print(" ".join(sorted(set(t.column("code").to_pylist()))[:3]))' "$END")
+echo "== online lookup (Feast on Redis): gogooku3 serve online --codes $CODES"
+$G serve online --codes $CODES | sed 's/^/   /'
+echo "== SQL (ClickHouse, chdb): gogooku3 serve query top_decile horizon=5 start=$END end=$END --limit 5"
+$G serve query top_decile horizon=5 start="$END" end="$END" --limit 5 | sed 's/^/   /'
 
 echo "== lake"
 $G lake ls
@@ -79,5 +104,9 @@ Where to look:
   make airflow          Airflow UI (the DAGs and the runs above; login printed on start)
   make airflow-unpause  put the DAGs on their Tokyo schedules (next runs in the UI)
   make history-server   Spark history server, http://127.0.0.1:18080 (the feature job)
+  make mlflow           MLflow UI, http://127.0.0.1:5000 (the CV run, its folds and baselines,
+                        the registered model atft_gat_fan and its "champion" alias)
+  gogooku3 serve ...    Feast lookups (start Redis first: gogooku3 serve redis start) and
+                        ClickHouse queries; docs/serving.md
   logs/demo-*-dag.log   the task logs of these runs; docs/airflow.md explains the DAGs
 MSG

@@ -106,6 +106,21 @@ def test_a_bad_day_fails_its_gate_task_naming_table_date_and_check(airflow_env, 
     assert DAY in _dates("silver.equities_prices_daily", lake)
 
 
+def test_a_light_plan_run_skips_margin_and_publishes_the_day(airflow_env, history):
+    """JQUANTS_PLAN=light serves no margin interest: its fetch skips, naming the plan, and
+    the gate and silver publish the day from the plan's endpoints."""
+    day, lake = dt.date(2026, 11, 26), airflow_env.lake
+    margin = deltars.table_info("bronze.margin_interest", lake_root=lake).version
+    proc = airflow_env.dags_test("jquants_daily_ingest", day.isoformat(),
+                                 env={**airflow_env.env, "JQUANTS_PLAN": "light"})
+    out = proc.stdout + proc.stderr
+    assert "state=success" in out
+    assert "margin_interest is not in the J-Quants plan 'light'" in out
+    for table in PANELS:
+        assert day in _dates(table, lake), table
+    assert deltars.table_info("bronze.margin_interest", lake_root=lake).version == margin
+
+
 @pytest.mark.parametrize("table", PANELS)
 def test_each_published_day_has_one_row_per_listed_code(airflow_env, history, table):
     df = deltars.read_table(table, lake_root=airflow_env.lake).to_pandas()
