@@ -7,6 +7,8 @@ dpkg -s libgomp1 >/dev/null 2>&1 || need+=(libgomp1)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
 # Feast's online store in the embedded default and the serving tests (a real Redis)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# the DockerOperator test runs the train task in a container through podman's Docker API
+command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v python3.11 >/dev/null 2>&1 || need+=(python3.11 python3.11-venv)
 # the Airflow UI test drives Debian's headless Chromium through Selenium (no browser downloads)
 [ -x /usr/bin/chromium ] || need+=(chromium)

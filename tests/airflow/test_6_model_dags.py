@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
+import time
 
+import podman_host
 import pytest
 from af_helpers import HISTORY_END
 
@@ -50,6 +53,43 @@ def test_train_task_alone_with_tasks_test_returns_an_mlflow_run_id(airflow_env, 
                            HISTORY_END.isoformat(), "-t", json_params(gold), timeout=900)
     out = proc.stdout + proc.stderr
     assert "new_state=success" in out and "train (local)" in out
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory):
+    """Debian's podman serving the Docker API, and the locally built trainer image."""
+    why = podman_host.unavailable()
+    if why:
+        pytest.skip(why)
+    service = podman_host.PodmanService(tmp_path_factory.mktemp("podman"))
+    image = service.build_image()
+    service.start()
+    yield service, image
+    service.stop()
+
+
+def test_train_task_runs_in_a_podman_container_through_dockeroperator(airflow_env, gold,
+                                                                      podman):
+    import mlflow
+
+    service, image = podman
+    env = {**airflow_env.env, "GOGOOKU_TRAINING_BACKEND": "docker",
+           "GOGOOKU_TRAINER_IMAGE": image,
+           "AIRFLOW_CONN_DOCKER_DEFAULT": json.dumps(
+               {"conn_type": "docker", "extra": {"docker_url": service.url}})}
+    started_ms = time.time() * 1000
+    proc = airflow_env.run("tasks", "test", "atft_training_weekly", "train",
+                           HISTORY_END.isoformat(), "-t", json_params(gold), env=env,
+                           timeout=900)
+    out = proc.stdout + proc.stderr
+    assert "new_state=success" in out and f"train (docker {image} at {service.url})" in out
+    client = mlflow.MlflowClient(tracking_uri=airflow_env.env["MLFLOW_TRACKING_URI"])
+    runs = [r for e in client.search_experiments()
+            for r in client.search_runs([e.experiment_id],
+                                        filter_string="tags.mlflow.parentRunId IS NULL")
+            if r.info.start_time >= started_ms]
+    assert [r.info.status for r in runs] == ["FINISHED"], "the container's CV run is in MLflow"
+    assert runs[0].info.run_id in out, "the task returns the run id the container printed"
 
 
 def test_inference_dag_predicts_the_day_and_materializes_it(airflow_env, trained):
