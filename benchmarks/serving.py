@@ -4,8 +4,9 @@
 
 1. Online lookup: gold.features and gold.predictions for ``--codes`` codes (the full
    catalogue schema, written with delta-rs into a temporary lake) are materialized into a
-   private redis-server; then requests of 1, 100 and all codes for every served feature
-   (``feast_store.feature_refs()``: the z-scores, the raw view and the forecast) are timed
+   private redis-server; then requests of 1, 100 and all codes for every served value
+   (``feast_store.feature_refs()``: the packed z-score, raw and forecast vectors and the
+   model labels, 144 numbers per code) are timed
    through Feast (``FeatureStore.get_online_features(...).to_dict()``) and through
    ``online_lookup`` (the same plus the per-code rows the CLI prints), against reading the
    same columns of the same codes' latest date from the gold Delta tables (delta-rs,
@@ -64,9 +65,10 @@ def _gold(root: str, codes: list[str], dates: list[dt.date]) -> None:
         for day in dates:
             cols = {"date": pa.array([day] * len(codes), pa.date32()), "code": codes}
             for name, typ in spec.columns[2:]:
-                cols[name] = (rng.normal(size=len(codes)) if typ == "double"
+                cols[name] = (rng.normal(size=len(codes)) if typ in ("double", "float")
                               else ["atft_gat_fan" if name == "model_name" else "1"] * len(codes))
-            deltars.write_dates(pa.table(cols), spec, [day], lake_root=root)
+            table = pa.table(cols).cast(spec.arrow_schema())
+            deltars.write_dates(table, spec, [day], lake_root=root)
 
 
 def online(n_codes: int, repeat: int) -> list[tuple[str, int, float, float]]:
@@ -80,7 +82,7 @@ def online(n_codes: int, repeat: int) -> list[tuple[str, int, float, float]]:
 def _online(tmp: Path, codes: list[str], dates: list[dt.date], repeat: int):
     from gogooku3.lake import deltars
     from gogooku3.serving import feast_store
-    from gogooku3.serving.feature_views import FORECAST_VIEW, view_columns
+    from gogooku3.serving.feature_views import CS_Z_VIEW, FORECAST_VIEW, RAW_VIEW, view_columns
     from gogooku3.serving.redis_server import RedisServer, free_port
     from gogooku3.settings import load_settings
 
@@ -97,9 +99,8 @@ def _online(tmp: Path, codes: list[str], dates: list[dt.date], repeat: int):
               file=sys.stderr)
         store = feast_store.feature_store(settings)
         refs = feast_store.feature_refs()
-        forecast = set(view_columns()[FORECAST_VIEW])
-        feat_cols = [r.split(":", 1)[1] for r in refs if r.split(":", 1)[1] not in forecast]
-        pred_cols = [r.split(":", 1)[1] for r in refs if r.split(":", 1)[1] in forecast]
+        feat_cols = [*view_columns()[CS_Z_VIEW], *view_columns()[RAW_VIEW]]
+        pred_cols = list(view_columns()[FORECAST_VIEW])
         rows = []
         for size in sorted({1, min(100, n_codes), n_codes}):
             reps = repeat if size <= 100 else max(5, repeat // 20)
@@ -112,7 +113,7 @@ def _online(tmp: Path, codes: list[str], dates: list[dt.date], repeat: int):
                     features=refs, entity_rows=[{"code": c} for c in pick()]).to_dict(True)
 
             def lookup():
-                feast_store.online_lookup(pick(), store, refs)
+                feast_store.online_lookup(pick(), store)
 
             def delta():
                 wanted = pa.array(pick())
@@ -129,7 +130,8 @@ def _online(tmp: Path, codes: list[str], dates: list[dt.date], repeat: int):
                 rows.append((name, size, *_pct(_timed(fn, n))))
                 print(f"{name}, {size} codes, {n} requests: p50/p99 {rows[-1][2]:.1f}/"
                       f"{rows[-1][3]:.1f} ms", file=sys.stderr, flush=True)
-        print(f"features per request: {len(refs)}", file=sys.stderr)
+        print(f"Feast values per code: {len(refs)} ({len(feat_cols) + len(pred_cols)} numbers "
+              "and labels)", file=sys.stderr)
         return rows
     finally:
         server.stop()

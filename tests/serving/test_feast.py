@@ -22,7 +22,7 @@ from gogooku3.serving.feature_views import (
     CS_Z_VIEW,
     FORECAST_VIEW,
     RAW_VIEW,
-    Vector,
+    online_views,
     vectors,
     view_columns,
 )
@@ -83,7 +83,7 @@ def test_historical_features_are_point_in_time(serving_gold, serving_settings, m
     assert gold.loc[(asked[2], "72030"), name] != gold.loc[(friday, "72030"), name]
     # the packed view answers the same rows: element i is column i of the wide view
     vec = vectors()[CS_Z_VIEW]
-    packed = store.get_historical_features(entity_df=entity_df, features=[vec.refs[0]]
+    packed = store.get_historical_features(entity_df=entity_df, features=[vec.ref]
                                            ).to_df().sort_values("event_timestamp")
     index = vec.columns.index(name)
     assert [v[index] for v in packed[vec.field]] == pytest.approx(expected)
@@ -99,7 +99,7 @@ def _redis_dump(url: str) -> dict[bytes, dict]:
 def test_materializing_twice_changes_nothing(serving_gold, serving_settings, materialized):
     before = _redis_dump(serving_settings.redis_url)
     again = materialize(serving_gold.dates[-1], settings=serving_settings)
-    assert set(again.views) == {v.view for v in vectors().values()}
+    assert set(again.views) == set(online_views())
     assert _redis_dump(serving_settings.redis_url) == before
     assert len(before) == len(serving_gold.features.code.unique())
 
@@ -109,18 +109,21 @@ def test_vector_views_name_their_elements_in_catalogue_order(serving_settings, m
     out = store.get_online_features(features=feature_refs(),
                                     entity_rows=[{"code": "72030"}]).to_dict()
     for wide, vec in vectors().items():
-        names = store.get_feature_view(vec.view).tags["vector_columns"].split(",")
-        expected = [c for c in view_columns()[wide] if c not in vec.labels]
+        names = store.get_feature_view(vec.view).tags[f"{vec.field}_columns"].split(",")
+        labels = online_views()[vec.view].labels
+        expected = [c for c in view_columns()[wide] if c not in labels]
         assert names == list(vec.columns) == expected
         assert len(out[vec.field][0]) == len(names)
     assert len(vectors()[CS_Z_VIEW].columns) > 100
+    assert len(online_views()) == 2  # one Redis read per code and source
 
 
 def test_a_vector_shorter_than_its_view_is_refused(serving_settings, materialized, monkeypatch):
-    real = vectors()
-    grown = dict(real)
-    grown[CS_Z_VIEW] = Vector(**{**real[CS_Z_VIEW].__dict__,
-                                 "columns": (*real[CS_Z_VIEW].columns, "new_feature_cs_z")})
+    from dataclasses import replace
+
+    grown = dict(vectors())
+    grown[CS_Z_VIEW] = replace(grown[CS_Z_VIEW],
+                               columns=(*grown[CS_Z_VIEW].columns, "new_feature_cs_z"))
     monkeypatch.setattr(feast_store, "vectors", lambda: grown)
-    with pytest.raises(ServingError, match="stock_features_cs_z_vector:cs_z holds vectors of"):
+    with pytest.raises(ServingError, match="stock_features_vector:cs_z holds vectors of"):
         online_lookup(["72030"], feature_store(serving_settings))

@@ -23,11 +23,13 @@ from gogooku3.serving import offline_export
 from gogooku3.serving.feature_views import (
     CS_Z_VIEW,
     ENTITY,
+    FORECAST_VECTOR_VIEW,
     FORECAST_VIEW,
     RAW_VIEW,
     TTL,
     feast_objects,
     online_refs,
+    online_views,
     vectors,
     view_source,
 )
@@ -121,16 +123,16 @@ def materialize(end: dt.date, start: dt.date | None = None,
             result.skipped[source] = str(exc)
     store = feature_store(settings)
     store.apply(feast_objects(out_dir))
-    for wide, vec in vectors().items():
-        if not offline_export.exported_dates(view_source()[wide], out_dir):
-            result.skipped.setdefault(vec.view, f"no exported rows for {view_source()[wide]}")
+    for view in online_views().values():
+        if not offline_export.exported_dates(view.source, out_dir):
+            result.skipped.setdefault(view.name, f"no exported rows for {view.source}")
             continue
-        last = store.get_feature_view(vec.view).most_recent_end_time
+        last = store.get_feature_view(view.name).most_recent_end_time
         if last is None:
-            store.materialize(_midnight(start), _midnight(end), feature_views=[vec.view])
+            store.materialize(_midnight(start), _midnight(end), feature_views=[view.name])
         else:
-            store.materialize_incremental(_midnight(end), feature_views=[vec.view])
-        result.views.append(vec.view)
+            store.materialize_incremental(_midnight(end), feature_views=[view.name])
+        result.views.append(view.name)
     return result
 
 
@@ -178,23 +180,49 @@ def feature_refs() -> list[str]:
     return online_refs()
 
 
-def _date_of(seconds) -> dt.date | None:
-    present = [s for s in seconds if s]
-    return dt.datetime.fromtimestamp(max(present), dt.UTC).date() if present else None
+def _date_of(seconds: int) -> dt.date | None:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).date() if seconds else None
 
 
-def _fetch(store, codes: list[str]) -> dict[str, list]:
+def _fetch(store, codes: list[str]):
+    """Feast's ``OnlineResponse`` for every online reference of ``codes``."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     try:
         return store.get_online_features(
-            features=online_refs(), entity_rows=[{ENTITY: c} for c in codes]
-        ).to_dict(include_event_timestamps=True)
+            features=online_refs(), entity_rows=[{ENTITY: c} for c in codes])
     except RedisConnectionError as exc:
         where = store.config.online_store.connection_string.split(",")[0]
         raise ServingError(
             f"serve online: Redis at {where} not reachable ({type(exc).__name__}); start it "
             "(gogooku3 serve redis start) or point REDIS_URL at a server") from None
+
+
+#: Arrow element type of a packed vector -> the ValueProto list field holding it
+_LIST_FIELD = {"float": "float_list_val", "double": "double_list_val"}
+
+
+def _vector_values(response, vec) -> list[list[float]]:
+    """One packed field of a response, per requested code: its list ([] where absent).
+
+    Read from the response proto directly (``OnlineResponse.proto``): ``to_dict`` would
+    convert each value through Feast's generic type dispatch, the per-value cost this
+    design removes. Raises ``ServingError`` when a vector's length is not the view's.
+    """
+    column = response.proto.results[_position(response, vec.field)]
+    attr = _LIST_FIELD[vec.element]
+    out = [list(getattr(v, attr).val) for v in column.values]
+    width = len(vec.columns)
+    lengths = {len(v) for v in out if v} - {width}
+    if lengths:
+        raise ServingError(
+            f"serve online: {vec.view}:{vec.field} holds vectors of {sorted(lengths)} "
+            f"values, the view names {width}: re-materialize it")
+    return out
+
+
+def _position(response, field_name: str) -> int:
+    return list(response.proto.metadata.feature_names.val).index(field_name)
 
 
 def online_lookup(codes: list[str], store=None) -> OnlineResult:
@@ -210,27 +238,29 @@ def online_lookup(codes: list[str], store=None) -> OnlineResult:
         raise ServingError("serve online: no codes given")
     codes = list(dict.fromkeys(str(c) for c in codes))
     store = store or feature_store()
-    raw = _fetch(store, codes)
+    response = _fetch(store, codes)
     vecs = vectors()
     names = {wide: vec.columns for wide, vec in vecs.items()}
-    for wide, vec in vecs.items():
-        lengths = {len(v) for v in raw[vec.field] if v is not None} - {len(vec.columns)}
-        if lengths:
-            raise ServingError(
-                f"serve online: {vec.view}:{vec.field} holds vectors of {sorted(lengths)} "
-                f"values, the view names {len(vec.columns)}: re-materialize it")
-    cs_z, raw_f, fc = (vecs[CS_Z_VIEW].field, vecs[RAW_VIEW].field, vecs[FORECAST_VIEW].field)
-    labels = vecs[FORECAST_VIEW].labels
+    values = {wide: _vector_values(response, vec) for wide, vec in vecs.items()}
+    results = response.proto.results
+    # one event time per online view: the first field of each view carries it
+    feature_ts = results[_position(response, vecs[CS_Z_VIEW].field)].event_timestamps
+    forecast_ts = results[_position(response, vecs[FORECAST_VIEW].field)].event_timestamps
+    labels = {name: results[_position(response, name)].values
+              for name in online_views()[FORECAST_VECTOR_VIEW].labels}
     rows, missing = [], []
     for i, code in enumerate(codes):
-        feature_date = _date_of((raw[f"{cs_z}__ts"][i], raw[f"{raw_f}__ts"][i]))
-        forecast_date = _date_of((raw[f"{fc}__ts"][i],))
+        feature_date = _date_of(feature_ts[i].seconds)
+        forecast_date = _date_of(forecast_ts[i].seconds)
         if feature_date is None and forecast_date is None:
             missing.append(code)
             continue
         rows.append(OnlineRow(
             code=code, feature_date=feature_date, forecast_date=forecast_date,
-            cs_z=raw[cs_z][i] or [], raw=raw[raw_f][i] or [], forecast_values=raw[fc][i] or [],
-            labels={name: raw[name][i] for name in labels}, names=names,
+            cs_z=values[CS_Z_VIEW][i], raw=values[RAW_VIEW][i],
+            forecast_values=values[FORECAST_VIEW][i],
+            labels={name: col[i].string_val if col[i].HasField("string_val") else None
+                    for name, col in labels.items()},
+            names=names,
         ))
     return OnlineResult(rows=rows, missing=missing, names=names)

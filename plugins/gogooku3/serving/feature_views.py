@@ -7,16 +7,17 @@ Two offline sources (one per gold table) feed two kinds of feature view:
   ``<feature>_cs_z`` column of ``gold.features``, the model's inputs),
   ``stock_features_raw`` (a few raw columns a person can read) and ``stock_forecast``
   (``gold.predictions``: point forecast and quantiles per horizon, model name, version);
-- **vector views, online** (what Redis holds): the same numbers packed per code into one
-  ``Array`` field per wide view — ``stock_features_cs_z_vector:cs_z``,
-  ``stock_features_raw_vector:raw``, ``stock_forecast_vector:forecast`` (plus its
-  ``model_name`` and ``model_version`` strings). Element ``i`` of a vector is column ``i``
+- **vector views, online** (what Redis holds), one per source: the same numbers packed
+  per code into one ``Array`` field per wide view — ``stock_features_vector`` with
+  ``cs_z`` and ``raw``, ``stock_forecast_vector`` with ``forecast`` plus the
+  ``model_name`` and ``model_version`` strings. Element ``i`` of a vector is column ``i``
   of its wide view, in catalogue order (``Vector.columns``, also stored in the view's
-  ``vector_columns`` tag for clients outside Python); a null gold value is NaN.
+  ``<field>_columns`` tag for clients outside Python); a null gold value is NaN.
 
-Why packed: Feast's Python SDK converts every value of a response one proto at a time,
-so a request costs per value; one list per view makes a 100-code request convert
-5 values per code instead of 144 (benchmarks/results/serving.md).
+Why packed, and why one online view per source: Feast's Python SDK costs per value
+(each ``ValueProto`` converted on its own) and per code and view (entity key
+serialization, one Redis ``HMGET``, timestamps). Packing makes a code 5 values instead
+of 144, and two views instead of three (benchmarks/results/serving.md).
 
 Offline sources are Parquet snapshots exported from the Delta tables
 (``gogooku3.serving.offline_export``, which also writes the packed columns): Feast's
@@ -43,6 +44,8 @@ CS_Z_VIEW = "stock_features_cs_z"
 RAW_VIEW = "stock_features_raw"
 FORECAST_VIEW = "stock_forecast"
 RAW_FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "log_turnover_20d", "beta_60d")
+FEATURES_VECTOR_VIEW = "stock_features_vector"
+FORECAST_VECTOR_VIEW = "stock_forecast_vector"
 #: scalar columns of the forecast view served beside its vector
 FORECAST_LABELS = ("model_name", "model_version")
 
@@ -54,9 +57,8 @@ SOURCE_TABLES = {"gold_features": "gold.features", "gold_predictions": "gold.pre
 class Vector:
     """One packed online field: the numeric ``columns`` of wide view ``wide`` as one list.
 
-    ``view`` is the online feature view, ``field`` its list field, ``element`` the Arrow
-    type of one element (``float`` or ``double``), ``labels`` scalar columns served
-    beside the vector in the same view.
+    ``field`` is the list field of online view ``view``; ``element`` the Arrow type of one
+    element (``float`` or ``double``).
     """
 
     wide: str
@@ -64,12 +66,26 @@ class Vector:
     field: str
     element: str
     columns: tuple[str, ...]
+
+    @property
+    def ref(self) -> str:
+        """The ``view:field`` reference of this vector."""
+        return f"{self.view}:{self.field}"
+
+
+@dataclass(frozen=True)
+class OnlineView:
+    """An online feature view: packed ``vectors`` plus scalar ``labels``, from ``source``."""
+
+    name: str
+    source: str
+    vectors: tuple[Vector, ...]
     labels: tuple[str, ...] = ()
 
     @property
     def refs(self) -> list[str]:
-        """``view:field`` references a request needs for this vector."""
-        return [f"{self.view}:{name}" for name in (self.field, *self.labels)]
+        """``view:field`` references a request needs for this view."""
+        return [f"{self.name}:{f}" for f in (*(v.field for v in self.vectors), *self.labels)]
 
 
 @lru_cache(maxsize=1)
@@ -90,30 +106,45 @@ def _column_types() -> dict[str, str]:
     return {col: typ for table in SOURCE_TABLES.values() for col, typ in catalog.table(table).columns}
 
 
+#: online view -> (source, ((wide view, packed field), ...), labels)
+_ONLINE = {
+    FEATURES_VECTOR_VIEW: ("gold_features", ((CS_Z_VIEW, "cs_z"), (RAW_VIEW, "raw")), ()),
+    FORECAST_VECTOR_VIEW: ("gold_predictions", ((FORECAST_VIEW, "forecast"),), FORECAST_LABELS),
+}
+
+
 @lru_cache(maxsize=1)
-def vectors() -> dict[str, Vector]:
-    """Wide view name -> its packed online ``Vector`` (element order = ``view_columns()``).
+def online_views() -> dict[str, OnlineView]:
+    """Online view name -> its ``OnlineView`` (vector element order = ``view_columns()``).
 
     Raises ``ValueError`` if a packed column is not numeric or of mixed precision, or a
     field name collides with a gold column (the catalogue changed under the views).
     """
     types = _column_types()
     out = {}
-    for wide, field, labels in ((CS_Z_VIEW, "cs_z", ()), (RAW_VIEW, "raw", ()),
-                                (FORECAST_VIEW, "forecast", FORECAST_LABELS)):
-        columns = tuple(c for c in view_columns()[wide] if c not in labels)
-        elements = {types[c] for c in columns}
-        if len(elements) != 1 or not elements <= {"float", "double"}:
-            raise ValueError(f"feature view {wide}: cannot pack columns of types {sorted(elements)}")
-        if field in types:
-            raise ValueError(f"feature view {wide}_vector: field {field!r} is also a gold column")
-        out[wide] = Vector(wide, f"{wide}_vector", field, elements.pop(), columns, labels)
+    for name, (source, packed, labels) in _ONLINE.items():
+        vecs = []
+        for wide, field in packed:
+            columns = tuple(c for c in view_columns()[wide] if c not in labels)
+            elements = {types[c] for c in columns}
+            if len(elements) != 1 or not elements <= {"float", "double"}:
+                raise ValueError(f"feature view {name}: cannot pack the {wide} columns of "
+                                 f"types {sorted(elements)} into {field!r}")
+            if field in types:
+                raise ValueError(f"feature view {name}: field {field!r} is also a gold column")
+            vecs.append(Vector(wide, name, field, elements.pop(), columns))
+        out[name] = OnlineView(name, source, tuple(vecs), labels)
     return out
+
+
+def vectors() -> dict[str, Vector]:
+    """Wide view name -> the packed ``Vector`` that serves it online."""
+    return {v.wide: v for view in online_views().values() for v in view.vectors}
 
 
 def online_refs() -> list[str]:
     """Every ``view:field`` reference the online store serves (the packed views)."""
-    return [ref for vec in vectors().values() for ref in vec.refs]
+    return [ref for view in online_views().values() for ref in view.refs]
 
 
 def source_columns() -> dict[str, list[str]]:
@@ -127,8 +158,8 @@ def source_columns() -> dict[str, list[str]]:
 def source_vectors() -> dict[str, list[Vector]]:
     """Offline source name -> the packed columns its snapshot carries."""
     out: dict[str, list[Vector]] = {name: [] for name in SOURCE_TABLES}
-    for wide, vec in vectors().items():
-        out[view_source()[wide]].append(vec)
+    for view in online_views().values():
+        out[view.source].extend(view.vectors)
     return out
 
 
@@ -161,10 +192,12 @@ def feast_objects(offline_dir: Path) -> list:
     wide = [view(name, view_source()[name],
                  [Field(name=c, dtype=feast_type[types[c]]) for c in cols], online=False)
             for name, cols in view_columns().items()]
-    packed = [view(vec.view, view_source()[vec.wide],
-                   [Field(name=vec.field, dtype=Array(feast_type[vec.element])),
-                    *[Field(name=c, dtype=feast_type[types[c]]) for c in vec.labels]],
-                   online=True, tags={"vector_columns": ",".join(vec.columns)},
-                   description=f"{vec.wide} packed: {vec.field}[i] = vector_columns[i]")
-              for vec in vectors().values()]
+    packed = [view(ov.name, ov.source,
+                   [*[Field(name=v.field, dtype=Array(feast_type[v.element])) for v in ov.vectors],
+                    *[Field(name=c, dtype=feast_type[types[c]]) for c in ov.labels]],
+                   online=True, tags={f"{v.field}_columns": ",".join(v.columns) for v in ov.vectors},
+                   description="packed " + ", ".join(
+                       f"{v.wide} as {v.field} ({v.field}[i] = tag {v.field}_columns[i])"
+                       for v in ov.vectors))
+              for ov in online_views().values()]
     return [code, *sources.values(), *wide, *packed]
