@@ -189,8 +189,8 @@ def _fetch(store, codes: list[str]):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     try:
-        return store.get_online_features(
-            features=online_refs(), entity_rows=[{ENTITY: c} for c in codes])
+        # entity rows as one column: Feast would otherwise transpose a list of dicts
+        return store.get_online_features(features=online_refs(), entity_rows={ENTITY: codes})
     except RedisConnectionError as exc:
         where = store.config.online_store.connection_string.split(",")[0]
         raise ServingError(
