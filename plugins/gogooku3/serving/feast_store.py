@@ -157,13 +157,18 @@ class OnlineRow:
     @property
     def features(self) -> dict[str, float]:
         """``<feature>_cs_z`` and raw feature name -> value."""
-        return {**dict(zip(self.names[CS_Z_VIEW], self.cs_z)),
-                **dict(zip(self.names[RAW_VIEW], self.raw))}
+        return {**_named(self.names[CS_Z_VIEW], self.cs_z),
+                **_named(self.names[RAW_VIEW], self.raw)}
 
     @property
     def forecast(self) -> dict[str, float | str | None]:
         """Forecast column name (``pred_<h>d[_q..]``, model name and version) -> value."""
-        return {**self.labels, **dict(zip(self.names[FORECAST_VIEW], self.forecast_values))}
+        return {**self.labels, **_named(self.names[FORECAST_VIEW], self.forecast_values)}
+
+
+def _named(names: tuple[str, ...], values: list[float]) -> dict[str, float]:
+    """``names`` -> ``values`` (an absent vector, ``[]``, names nothing)."""
+    return dict(zip(names, values, strict=True)) if values else {}
 
 
 @dataclass
