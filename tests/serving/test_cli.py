@@ -1,5 +1,5 @@
 """``gogooku3 serve ...`` end to end on the session's gold lake, Redis (materialized once by
-the session fixture, so the CLI run is the incremental path) and a chdb directory."""
+the session fixture, so the CLI run repeats it) and a chdb directory."""
 
 from __future__ import annotations
 

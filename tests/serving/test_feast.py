@@ -104,6 +104,19 @@ def test_materializing_twice_changes_nothing(serving_gold, serving_settings, mat
     assert len(before) == len(serving_gold.features.code.unique())
 
 
+def test_an_emptied_online_store_is_whole_after_one_materialize(
+    serving_gold, serving_settings, materialized
+):
+    import redis
+
+    before = _redis_dump(serving_settings.redis_url)
+    redis.Redis.from_url(serving_settings.redis_url).flushdb()  # a restart without persistence
+    materialize(serving_gold.dates[-1], settings=serving_settings)
+    assert _redis_dump(serving_settings.redis_url) == before
+    delisted = online_lookup([DELISTED], feature_store(serving_settings)).rows[0]
+    assert delisted.feature_date < serving_gold.dates[-1]
+
+
 def test_vector_views_name_their_elements_in_catalogue_order(serving_settings, materialized):
     store = feature_store(serving_settings)
     out = store.get_online_features(features=feature_refs(),

@@ -105,9 +105,9 @@ def materialize(end: dt.date, start: dt.date | None = None,
 
     ``start`` defaults to ``end - TTL`` (the history one online row can come from). Only
     the vector views are written online; the wide views stay offline. A view whose gold
-    table does not exist yet is skipped and named in ``skipped``. A view materialized
-    before continues from its last end (Feast's incremental materialization); a repeat
-    with the same ``end`` leaves the online store as it was.
+    table does not exist yet is skipped and named in ``skipped``. Every run loads the
+    latest row per code of ``[start, end]``; the online store keeps the newest row per
+    code, so a repeat leaves it as it was, and an emptied store is refilled.
     """
     settings = settings or get_settings()
     start = start or end - TTL
@@ -127,11 +127,10 @@ def materialize(end: dt.date, start: dt.date | None = None,
         if not offline_export.exported_dates(view.source, out_dir):
             result.skipped.setdefault(view.name, f"no exported rows for {view.source}")
             continue
-        last = store.get_feature_view(view.name).most_recent_end_time
-        if last is None:
-            store.materialize(_midnight(start), _midnight(end), feature_views=[view.name])
-        else:
-            store.materialize_incremental(_midnight(end), feature_views=[view.name])
+        # the whole window, not incremental from the last end: Redis keeps the newest row
+        # per code, so this is idempotent, and an online store that lost its data (a
+        # restart without persistence) is whole again after one run
+        store.materialize(_midnight(start), _midnight(end), feature_views=[view.name])
         result.views.append(view.name)
     return result
 
