@@ -15,4 +15,6 @@ from gogooku3.settings import get_settings
     stock_features_cs_z,
     stock_features_raw,
     stock_forecast,
+    stock_features_vector,
+    stock_forecast_vector,
 ) = feast_objects(offline_dir(get_settings()))

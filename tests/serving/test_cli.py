@@ -1,5 +1,5 @@
 """``gogooku3 serve ...`` end to end on the session's gold lake, Redis (materialized once by
-the session fixture, so the CLI run is the incremental path) and a chdb directory."""
+the session fixture, so the CLI run repeats it) and a chdb directory."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def serve_env(monkeypatch, serving_gold, serving_settings, materialized, tmp_pat
 def test_materialize_then_online_prints_dates_and_names_missing_codes(serve_env, capsys):
     last = serve_env.dates[-1]
     assert main(["serve", "materialize", "--end", str(last)]) == 0
-    assert f"stock_forecast\tup to {last}" in capsys.readouterr().out
+    assert f"stock_forecast_vector\tup to {last}" in capsys.readouterr().out
     assert main(["serve", "online", "--codes", "72030", "00000"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"72030  features {last} (")
@@ -32,6 +32,22 @@ def test_materialize_then_online_prints_dates_and_names_missing_codes(serve_env,
         value = row[f"pred_{h}d"]
         assert (f"pred_{h}d={value:+.4f}" if value == value else f"pred_{h}d=-") in out
     assert "missing: 00000 (not in the online store)" in out
+
+
+def test_online_json_names_every_value_and_writes_nulls_as_null(serve_env, capsys):
+    import json
+
+    last = serve_env.dates[-1]
+    assert main(["serve", "online", "--codes", "72030", "00000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out,
+                     parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert out["missing"] == ["00000"]
+    row = out["rows"][0]
+    gold = serve_env.features.set_index(["date", "code"]).loc[(last, "72030")]
+    assert set(row["features"]) <= set(gold.index) and len(row["features"]) > 100
+    assert None in row["features"].values()  # a null gold value, served as NaN
+    for name, value in row["features"].items():
+        assert value is None if gold[name] != gold[name] else value == pytest.approx(gold[name])
 
 
 def test_online_with_redis_down_names_the_server(serve_env, monkeypatch, capsys):

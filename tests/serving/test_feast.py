@@ -1,5 +1,5 @@
-"""Feast over the gold tables with a real redis-server: online values, point-in-time
-history, idempotent materialization, unknown codes."""
+"""Feast over the gold tables with a real redis-server: online values (packed vectors),
+point-in-time history (wide and packed views), idempotent materialization, unknown codes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,22 @@ import pandas as pd
 import pytest
 from sv_market import DELISTED
 
-from gogooku3.serving.feast_store import feature_refs, feature_store, materialize, online_lookup
-from gogooku3.serving.feature_views import CS_Z_VIEW, FORECAST_VIEW, RAW_VIEW, view_columns
+from gogooku3.serving import feast_store
+from gogooku3.serving.feast_store import (
+    ServingError,
+    feature_refs,
+    feature_store,
+    materialize,
+    online_lookup,
+)
+from gogooku3.serving.feature_views import (
+    CS_Z_VIEW,
+    FORECAST_VIEW,
+    RAW_VIEW,
+    online_views,
+    vectors,
+    view_columns,
+)
 
 
 def _same(actual, expected) -> bool:
@@ -28,6 +42,7 @@ def test_online_values_equal_latest_gold_rows(serving_gold, serving_settings, ma
     codes = ["72030", "67580", "13070"]
     result = online_lookup(codes, store)
     assert [r.code for r in result.rows] == codes and result.missing == []
+    assert result.names[CS_Z_VIEW] == view_columns()[CS_Z_VIEW]
     for row in result.rows:
         assert row.feature_date == last and row.forecast_date == last
         for name in view_columns()[CS_Z_VIEW] + view_columns()[RAW_VIEW]:
@@ -66,6 +81,12 @@ def test_historical_features_are_point_in_time(serving_gold, serving_settings, m
     assert got == pytest.approx(expected)
     # the value changes after the Friday, and the Saturday row did not see the change
     assert gold.loc[(asked[2], "72030"), name] != gold.loc[(friday, "72030"), name]
+    # the packed view answers the same rows: element i is column i of the wide view
+    vec = vectors()[CS_Z_VIEW]
+    packed = store.get_historical_features(entity_df=entity_df, features=[vec.ref]
+                                           ).to_df().sort_values("event_timestamp")
+    index = vec.columns.index(name)
+    assert [v[index] for v in packed[vec.field]] == pytest.approx(expected)
 
 
 def _redis_dump(url: str) -> dict[bytes, dict]:
@@ -78,14 +99,44 @@ def _redis_dump(url: str) -> dict[bytes, dict]:
 def test_materializing_twice_changes_nothing(serving_gold, serving_settings, materialized):
     before = _redis_dump(serving_settings.redis_url)
     again = materialize(serving_gold.dates[-1], settings=serving_settings)
-    assert set(again.views) == {CS_Z_VIEW, RAW_VIEW, FORECAST_VIEW}
+    assert set(again.views) == set(online_views())
     assert _redis_dump(serving_settings.redis_url) == before
     assert len(before) == len(serving_gold.features.code.unique())
 
 
-def test_every_feature_reference_is_served(serving_settings, materialized):
-    refs = feature_refs()
-    assert len(refs) == len(set(refs)) > 100
-    out = feature_store(serving_settings).get_online_features(
-        features=refs, entity_rows=[{"code": "72030"}]).to_dict()
-    assert set(out) == {"code", *[r.split(":", 1)[1] for r in refs]}
+def test_an_emptied_online_store_is_whole_after_one_materialize(
+    serving_gold, serving_settings, materialized
+):
+    import redis
+
+    before = _redis_dump(serving_settings.redis_url)
+    redis.Redis.from_url(serving_settings.redis_url).flushdb()  # a restart without persistence
+    materialize(serving_gold.dates[-1], settings=serving_settings)
+    assert _redis_dump(serving_settings.redis_url) == before
+    delisted = online_lookup([DELISTED], feature_store(serving_settings)).rows[0]
+    assert delisted.feature_date < serving_gold.dates[-1]
+
+
+def test_vector_views_name_their_elements_in_catalogue_order(serving_settings, materialized):
+    store = feature_store(serving_settings)
+    out = store.get_online_features(features=feature_refs(),
+                                    entity_rows=[{"code": "72030"}]).to_dict()
+    for wide, vec in vectors().items():
+        names = store.get_feature_view(vec.view).tags[f"{vec.field}_columns"].split(",")
+        labels = online_views()[vec.view].labels
+        expected = [c for c in view_columns()[wide] if c not in labels]
+        assert names == list(vec.columns) == expected
+        assert len(out[vec.field][0]) == len(names)
+    assert len(vectors()[CS_Z_VIEW].columns) > 100
+    assert len(online_views()) == 2  # one Redis read per code and source
+
+
+def test_a_vector_shorter_than_its_view_is_refused(serving_settings, materialized, monkeypatch):
+    from dataclasses import replace
+
+    grown = dict(vectors())
+    grown[CS_Z_VIEW] = replace(grown[CS_Z_VIEW],
+                               columns=(*grown[CS_Z_VIEW].columns, "new_feature_cs_z"))
+    monkeypatch.setattr(feast_store, "vectors", lambda: grown)
+    with pytest.raises(ServingError, match="stock_features_vector:cs_z holds vectors of"):
+        online_lookup(["72030"], feature_store(serving_settings))

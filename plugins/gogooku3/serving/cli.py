@@ -33,6 +33,10 @@ def _fmt(value) -> str:
     return f"{value:+.4f}" if isinstance(value, float) else str(value)
 
 
+def _json_value(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def _online(args: argparse.Namespace) -> int:
     from gogooku3.serving.feast_store import online_lookup
 
@@ -40,8 +44,10 @@ def _online(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(
             {"rows": [{"code": r.code, "feature_date": str(r.feature_date),
-                       "forecast_date": str(r.forecast_date), "features": r.features,
-                       "forecast": r.forecast} for r in result.rows],
+                       "forecast_date": str(r.forecast_date),
+                       "features": {k: _json_value(v) for k, v in r.features.items()},
+                       "forecast": {k: _json_value(v) for k, v in r.forecast.items()}}
+                      for r in result.rows],
              "missing": result.missing}, indent=1, default=str))
         return 0
     for row in result.rows:

@@ -1,7 +1,9 @@
 """Parquet snapshots of the gold Delta tables for Feast's file offline store.
 
 One file per trade date per source: ``<offline_dir>/<source>/<YYYY-MM-DD>.parquet`` with
-``code``, ``event_timestamp`` (the trade date at 00:00 UTC) and the exported columns.
+``code``, ``event_timestamp`` (the trade date at 00:00 UTC), the exported gold columns and
+the packed vectors of the online views (``feature_views.Vector``: one list per row, the
+columns in catalogue order, a null value as NaN).
 An export of ``[start, end]`` replaces exactly the files of those dates (each written to
 a temporary name and renamed, so a reader never sees half a file) and removes the files
 of dates in the range that the gold table no longer holds. Re-running it is a no-op.
@@ -14,12 +16,20 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gogooku3.lake import deltars
-from gogooku3.serving.feature_views import ENTITY, EVENT_TIMESTAMP, SOURCE_TABLES, source_columns
+from gogooku3.serving.feature_views import (
+    ENTITY,
+    EVENT_TIMESTAMP,
+    SOURCE_TABLES,
+    Vector,
+    source_columns,
+    source_vectors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +40,17 @@ CHUNK_DAYS = 20
 def event_timestamps(dates: pa.Array) -> pa.Array:
     """Trade dates -> UTC timestamps at 00:00 of that date (Feast's event time)."""
     return pc.cast(pc.cast(dates, pa.timestamp("s")), pa.timestamp("us", tz="UTC"))
+
+
+def pack(table: pa.Table, vector: Vector) -> pa.Array:
+    """``vector.columns`` of ``table`` as one list per row (nulls -> NaN, element type kept)."""
+    dtype = np.float32 if vector.element == "float" else np.float64
+    width = len(vector.columns)
+    matrix = np.empty((table.num_rows, width), dtype=dtype)
+    for i, name in enumerate(vector.columns):
+        matrix[:, i] = table.column(name).to_numpy(zero_copy_only=False)  # null -> NaN
+    offsets = pa.array(np.arange(0, table.num_rows * width + 1, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
 
 
 def _date_files(directory: Path) -> dict[dt.date, Path]:
@@ -61,7 +82,8 @@ def export_source(
         day = data.filter(pc.field("date") == pa.scalar(date, pa.date32()))
         out = pa.table(
             {ENTITY: day.column(ENTITY), EVENT_TIMESTAMP: event_timestamps(day.column("date")),
-             **{c: day.column(c) for c in columns}}
+             **{c: day.column(c) for c in columns},
+             **{v.field: pack(day, v) for v in source_vectors()[source]}}
         )
         target = directory / f"{date.isoformat()}.parquet"
         tmp = target.with_suffix(".parquet.tmp")
