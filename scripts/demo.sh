@@ -22,6 +22,8 @@ STOCKS=${DEMO_STOCKS:-500}
 START=${DEMO_START:-2023-01-04}
 END=${DEMO_END:-2025-12-30}
 FEATURES_START=${DEMO_FEATURES_START:-$START}
+# the CPU-sized training run uses the last year of gold (the features keep the whole range)
+TRAIN_START=${DEMO_TRAIN_START:-2025-01-06}
 PORT=${DEMO_PORT:-8765}
 export JQUANTS_API_KEY=${JQUANTS_API_KEY:-demo-key-$(date +%s)}
 export JQUANTS_API_URL=http://127.0.0.1:$PORT/v2
@@ -72,8 +74,8 @@ ORACLE="{stocks: $STOCKS, start: '$START', end: '$END', seed: 7}"
 TRAIN_CONF=$(.venv/bin/python -c 'import json, sys
 overrides = {**json.loads(sys.argv[1]), "baselines.oracle_market": sys.argv[2]}
 print(json.dumps({"phase": "gat", "overrides": overrides, "start": sys.argv[3], "end": sys.argv[4]}))
-' "$TRAIN_OVERRIDES" "$ORACLE" "$FEATURES_START" "$END")
-echo "== atft_training_weekly: train on $FEATURES_START..$END (local backend, CPU), baselines, register, promote"
+' "$TRAIN_OVERRIDES" "$ORACLE" "$TRAIN_START" "$END")
+echo "== atft_training_weekly: train on $TRAIN_START..$END (local backend, CPU), baselines, register, promote"
 run_dag atft_training_weekly "$TRAIN_CONF" logs/demo-training-dag.log
 echo "   validation RankIC per horizon (fraction of the simulator's oracle):"
 sed -n '/== model table ==/,/== end of model table ==/p' logs/demo-training-dag.log \
