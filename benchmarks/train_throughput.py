@@ -13,7 +13,11 @@ same model, same optimizer step, measured in the same run:
 * ``pipeline_nograph``: the pipeline with the same model as ``naive`` (graph block
   off), so the two rows differ only in how windows reach the model;
 * ``pipeline_data`` / ``naive_data``: the input paths alone (batches built, no model step),
-  compared with each other.
+  compared with each other;
+* ``model_step``: the optimizer step alone on one day batch built once (no input path,
+  graph on): the ceiling any input path can reach with this model, so
+  ``pipeline`` / ``naive`` <= (1 / model_step + 1 / naive_data) / (1 / model_step)
+  whatever the input path does.
 
 Each mode runs in its own subprocess so peak memory is its own (RSS on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA). On CUDA the pipeline runs in fp32 and in
@@ -60,10 +64,11 @@ def _graphs(panel, k: int = 10, seed: int = 1):
                       np.zeros(len(panel.days), dtype=int), n)
 
 
-def _model(n_features: int, window: int, hidden: int, use_gat: bool):
+def _model(n_features: int, window: int, hidden: int, use_gat: bool, dropout: float):
     from training.train import build_model
 
-    return build_model({"hidden": hidden, "heads": 4, "use_gat": use_gat}, n_features, window)
+    return build_model({"hidden": hidden, "heads": 4, "use_gat": use_gat, "dropout": dropout},
+                       n_features, window)
 
 
 def _step(model, opt, x, y, mask, ei, ea, amp):
@@ -90,20 +95,21 @@ def run_mode(mode: str, a) -> dict:
     amp = mode == "pipeline_bf16"
     train = not mode.endswith("_data")  # *_data: the input path alone, no model step
     model = _model(a.features, a.window, a.hidden,
-                   use_gat=mode not in ("naive", "pipeline_nograph")).to(device)
+                   use_gat=mode not in ("naive", "pipeline_nograph"), dropout=a.dropout).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    if mode.startswith("pipeline"):
+    if mode.startswith("pipeline") or mode == "model_step":
         scaler = FoldScaler.fit(panel, range(days))
         graphs = None if mode == "pipeline_nograph" else _graphs(panel)
         dp = DevicePanel(panel, scaler, graphs, device, a.window)
         sampler = DaySampler(panel, range(a.window - 1, days), max_stocks=a.batch,
                              shuffle=True)
         batches = iter(sampler)
+        fixed = dp.batch(*next(iter(sampler))) if mode == "model_step" else None
 
         def step():
-            b = dp.batch(*next(batches))
+            b = fixed if fixed is not None else dp.batch(*next(batches))
             if train:
                 _step(model, opt, b.x, b.y, b.y_mask, b.edge_index, b.edge_attr, amp)
             return len(b.stocks)
@@ -159,6 +165,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2048, help="stocks per step (both modes)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--dropout", type=float, default=0.1, help="model dropout (default 0.1)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--only", help="comma-separated modes to run (default: all)")
@@ -168,7 +175,7 @@ def main() -> None:
     if a.mode:
         print(json.dumps(run_mode(a.mode, a)))
         return
-    modes = ["pipeline", "pipeline_nograph", "naive"] + (
+    modes = ["pipeline", "pipeline_nograph", "naive", "model_step"] + (
         ["pipeline_bf16"] if a.device == "cuda" else []) + ["pipeline_data", "naive_data"]
     rows = []
     for mode in modes if not a.only else a.only.split(","):
@@ -178,7 +185,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     ref = {r["mode"]: r["samples_per_s"] for r in rows if r["mode"].startswith("naive")}
     print(f"device: {name}; {a.stocks} stocks x L={a.window} x {a.features} features, "
-          f"hidden {a.hidden}, {a.batch} stocks per step, {a.steps} timed steps")
+          f"hidden {a.hidden}, dropout {a.dropout}, {a.batch} stocks per step, "
+          f"{a.steps} timed steps")
     print("| mode | samples/s | x naive | peak memory (MiB) |")
     print("| --- | --- | --- | --- |")
     for r in rows:
@@ -186,6 +194,10 @@ def main() -> None:
         print(f"| {r['mode']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / naive:.1f} "
               f"| {r['peak_mib']:.0f} |")
 
+    rate = {r["mode"]: r["samples_per_s"] for r in rows}
+    if "model_step" in rate and "naive_data" in rate:
+        ceiling = (1 / rate["model_step"] + 1 / rate["naive_data"]) * rate["model_step"]
+        print(f"ceiling of pipeline / naive with this model (free input path): {ceiling:.2f}x")
 
 if __name__ == "__main__":
     main()

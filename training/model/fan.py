@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -50,13 +51,15 @@ def dominant_components(x: Tensor, window: int, top_k: int) -> Tensor:
     return F.pad(dominant, (head, 0))
 
 
+@functools.lru_cache(maxsize=64)
 def _real_dft_basis(window: int, device: torch.device, dtype: torch.dtype
                     ) -> tuple[Tensor, Tensor, Tensor]:
     """(forward [w, 2B], inverse [2B, w], pair [B]) for the B = w//2 + 1 real-DFT bins.
 
     ``x @ forward`` = [Re X_0..X_{B-1}, Im X_0..X_{B-1}] of a length-w row x;
     ``[Re, Im] @ inverse`` = the inverse real DFT (irfft), which counts every bin but DC
-    and Nyquist twice (``pair``) and ignores their imaginary parts.
+    and Nyquist twice (``pair``) and ignores their imaginary parts. Cached per (w, device,
+    dtype); callers must not modify the returned tensors.
     """
     t = torch.arange(window, dtype=torch.float64)
     k = torch.arange(window // 2 + 1, dtype=torch.float64)
