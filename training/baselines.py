@@ -30,6 +30,7 @@ from training.data.batches import DevicePanel
 from training.data.panel import HORIZONS
 from training.experiment import (
     Data,
+    apply_threads,
     device_panel,
     fit_fold,
     load_data,
@@ -144,6 +145,7 @@ def evaluate_baselines(run_id: str, lake_root: str | None = None) -> dict:
     overrides = json.loads(params["run.overrides"])
     phase = params["run.phase"]
     cfg = compose(overrides, phase="augmentation" if phase == "all" else phase)
+    apply_threads(cfg)  # the no-graph ablation trains with the run's thread setting
     start = dt.date.fromisoformat(params["run.start"])
     end = dt.date.fromisoformat(params["run.end"])
     data: Data = load_data(cfg, start, end, lake_root)
