@@ -68,7 +68,9 @@ def load_data(cfg: dict, start: dt.date | None, end: dt.date | None,
     c = cfg["cv"]
     split = walk_forward_folds(len(panel.days), int(c["n_folds"]), int(c["val_days"]),
                                int(c["test_days"]), int(c["embargo"]),
-                               int(c["min_train_days"]), max(HORIZONS))
+                               int(c["min_train_days"]), max(HORIZONS),
+                               None if c.get("max_train_days") is None
+                               else int(c["max_train_days"]))
     return Data(panel, graphs, split)
 
 
