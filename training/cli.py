@@ -1,5 +1,6 @@
-"""``gogooku3 train``, ``gogooku3 baselines`` and ``gogooku3 predict``: argument parsing only; the work is in
-``training.pipeline`` (imported inside the commands, so the CLI starts without torch)."""
+"""``gogooku3 train``, ``gogooku3 baselines`` and ``gogooku3 predict``: argument parsing
+only; the work is in ``training.pipeline`` (imported inside the commands, so the CLI starts
+without torch)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _baselines(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    """Register ``train`` and ``predict`` on the ``gogooku3`` subparsers."""
+    """Register ``train``, ``baselines`` and ``predict`` on the ``gogooku3`` subparsers."""
     train = sub.add_parser(
         "train", help="walk-forward CV training of ATFT-GAT-FAN, baselines, registry",
         description="Overrides are key=value (e.g. train=dev train.epochs=1 model.hidden=16).")
