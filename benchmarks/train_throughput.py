@@ -13,10 +13,16 @@ same model, same optimizer step, measured in the same run:
 * ``pipeline_nograph``: the pipeline with the same model as ``naive`` (graph block
   off), so the two rows differ only in how windows reach the model;
 * ``pipeline_data`` / ``naive_data``: the input paths alone (batches built, no model step),
-  compared with each other.
+  compared with each other;
+* ``model_step``: the optimizer step alone on one day batch built once (no input path,
+  graph on): the ceiling any input path can reach with this model, so
+  ``pipeline`` / ``naive`` <= (1 / model_step + 1 / naive_data) / (1 / model_step)
+  whatever the input path does.
 
 Each mode runs in its own subprocess so peak memory is its own (RSS on CPU,
-``torch.cuda.max_memory_allocated`` on CUDA). On CUDA the pipeline runs in fp32 and in
+``torch.cuda.max_memory_allocated`` on CUDA). Rates are given per wall second and per
+CPU second of the process (the latter is what a shared, loaded machine cannot distort
+much when torch runs one thread). On CUDA the pipeline runs in fp32 and in
 bf16 autocast. The data are random (throughput does not depend on values).
 
     .venv/bin/python benchmarks/train_throughput.py [--steps 3] [--device cpu|cuda]
@@ -60,10 +66,11 @@ def _graphs(panel, k: int = 10, seed: int = 1):
                       np.zeros(len(panel.days), dtype=int), n)
 
 
-def _model(n_features: int, window: int, hidden: int, use_gat: bool):
+def _model(n_features: int, window: int, hidden: int, use_gat: bool, dropout: float):
     from training.train import build_model
 
-    return build_model({"hidden": hidden, "heads": 4, "use_gat": use_gat}, n_features, window)
+    return build_model({"hidden": hidden, "heads": 4, "use_gat": use_gat, "dropout": dropout},
+                       n_features, window)
 
 
 def _step(model, opt, x, y, mask, ei, ea, amp):
@@ -90,20 +97,21 @@ def run_mode(mode: str, a) -> dict:
     amp = mode == "pipeline_bf16"
     train = not mode.endswith("_data")  # *_data: the input path alone, no model step
     model = _model(a.features, a.window, a.hidden,
-                   use_gat=mode not in ("naive", "pipeline_nograph")).to(device)
+                   use_gat=mode not in ("naive", "pipeline_nograph"), dropout=a.dropout).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    if mode.startswith("pipeline"):
+    if mode.startswith("pipeline") or mode == "model_step":
         scaler = FoldScaler.fit(panel, range(days))
         graphs = None if mode == "pipeline_nograph" else _graphs(panel)
         dp = DevicePanel(panel, scaler, graphs, device, a.window)
         sampler = DaySampler(panel, range(a.window - 1, days), max_stocks=a.batch,
                              shuffle=True)
         batches = iter(sampler)
+        fixed = dp.batch(*next(iter(sampler))) if mode == "model_step" else None
 
         def step():
-            b = dp.batch(*next(batches))
+            b = fixed if fixed is not None else dp.batch(*next(batches))
             if train:
                 _step(model, opt, b.x, b.y, b.y_mask, b.edge_index, b.edge_attr, amp)
             return len(b.stocks)
@@ -138,16 +146,16 @@ def run_mode(mode: str, a) -> dict:
     step()  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t0, n = time.perf_counter(), 0
+    t0, c0, n = time.perf_counter(), time.process_time(), 0
     for _ in range(a.steps):
         n += step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    secs = time.perf_counter() - t0
+    secs, cpu_secs = time.perf_counter() - t0, time.process_time() - c0
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"mode": mode, "samples_per_s": n / secs, "secs": secs, "samples": n,
-            "peak_mib": peak / 2**20}
+    return {"mode": mode, "samples_per_s": n / secs, "samples_per_cpu_s": n / cpu_secs,
+            "secs": secs, "samples": n, "peak_mib": peak / 2**20}
 
 
 def main() -> None:
@@ -159,6 +167,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2048, help="stocks per step (both modes)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--dropout", type=float, default=0.1, help="model dropout (default 0.1)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--only", help="comma-separated modes to run (default: all)")
@@ -168,7 +177,7 @@ def main() -> None:
     if a.mode:
         print(json.dumps(run_mode(a.mode, a)))
         return
-    modes = ["pipeline", "pipeline_nograph", "naive"] + (
+    modes = ["pipeline", "pipeline_nograph", "naive", "model_step"] + (
         ["pipeline_bf16"] if a.device == "cuda" else []) + ["pipeline_data", "naive_data"]
     rows = []
     for mode in modes if not a.only else a.only.split(","):
@@ -177,15 +186,24 @@ def main() -> None:
         rows.append(json.loads(out.strip().splitlines()[-1]))
     name = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     ref = {r["mode"]: r["samples_per_s"] for r in rows if r["mode"].startswith("naive")}
+    ref_cpu = {r["mode"]: r["samples_per_cpu_s"] for r in rows if r["mode"].startswith("naive")}
     print(f"device: {name}; {a.stocks} stocks x L={a.window} x {a.features} features, "
-          f"hidden {a.hidden}, {a.batch} stocks per step, {a.steps} timed steps")
-    print("| mode | samples/s | x naive | peak memory (MiB) |")
-    print("| --- | --- | --- | --- |")
+          f"hidden {a.hidden}, dropout {a.dropout}, {a.batch} stocks per step, "
+          f"{a.steps} timed steps")
+    print("| mode | samples/s | x naive | samples per CPU-s | x naive | peak memory (MiB) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        naive = ref.get("naive_data" if r["mode"].endswith("_data") else "naive", float("nan"))
+        ref_mode = "naive_data" if r["mode"].endswith("_data") else "naive"
+        naive, naive_cpu = ref.get(ref_mode, float("nan")), ref_cpu.get(ref_mode, float("nan"))
         print(f"| {r['mode']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / naive:.1f} "
+              f"| {r['samples_per_cpu_s']:.0f} | {r['samples_per_cpu_s'] / naive_cpu:.1f} "
               f"| {r['peak_mib']:.0f} |")
 
+    rate = {r["mode"]: r["samples_per_cpu_s"] for r in rows}
+    if "model_step" in rate and "naive_data" in rate:
+        ceiling = (1 / rate["model_step"] + 1 / rate["naive_data"]) * rate["model_step"]
+        print(f"ceiling of pipeline / naive with this model (input path free, CPU time): "
+              f"{ceiling:.2f}x")
 
 if __name__ == "__main__":
     main()

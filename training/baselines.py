@@ -30,6 +30,7 @@ from training.data.batches import DevicePanel
 from training.data.panel import HORIZONS
 from training.experiment import (
     Data,
+    apply_threads,
     device_panel,
     fit_fold,
     load_data,
@@ -39,6 +40,9 @@ from training.experiment import (
 from training.inference import label_frame, predict_days, prediction_columns
 
 log = logging.getLogger(__name__)
+
+TABLE_ARTIFACT = "baselines.md"
+_TABLE_TAG = "baselines_table"
 
 
 def _tabular(dp: DevicePanel, days, require_label: bool):
@@ -118,6 +122,19 @@ def baseline_table(rank_ic: dict[str, dict[int, float]], oracle: dict[int, float
     return "\n".join(lines)
 
 
+def latest_run_with_table(experiment: str = "atft_gat_fan") -> str:
+    """The id of the most recent CV run on which ``evaluate_baselines`` logged its table
+    (active tracking store); LookupError when there is none."""
+    client = mlflow.tracking.MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    runs = [] if exp is None else client.search_runs(
+        [exp.experiment_id], f"tags.{_TABLE_TAG} = '{TABLE_ARTIFACT}'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise LookupError(f"no CV run with a baselines table in MLflow experiment {experiment!r}")
+    return runs[0].info.run_id
+
+
 def evaluate_baselines(run_id: str, lake_root: str | None = None) -> dict:
     """Train and score every configured baseline on the folds of CV run ``run_id`` and log
     them as its child runs; return ``{"rank_ic": {model: {h: value}}, "oracle": {h: v} |
@@ -128,6 +145,7 @@ def evaluate_baselines(run_id: str, lake_root: str | None = None) -> dict:
     overrides = json.loads(params["run.overrides"])
     phase = params["run.phase"]
     cfg = compose(overrides, phase="augmentation" if phase == "all" else phase)
+    apply_threads(cfg)  # the no-graph ablation trains with the run's thread setting
     start = dt.date.fromisoformat(params["run.start"])
     end = dt.date.fromisoformat(params["run.end"])
     data: Data = load_data(cfg, start, end, lake_root)
@@ -167,9 +185,10 @@ def evaluate_baselines(run_id: str, lake_root: str | None = None) -> dict:
                   "oracle": None if oracle is None else {str(h): v for h, v in oracle.items()},
                   "table": table}
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "baselines.md").write_text(table + "\n")
-            mlflow.log_artifact(str(Path(tmp) / "baselines.md"))
+            (Path(tmp) / TABLE_ARTIFACT).write_text(table + "\n")
+            mlflow.log_artifact(str(Path(tmp) / TABLE_ARTIFACT))
         mlflow.log_dict(result, "baselines.json")
+        mlflow.set_tag(_TABLE_TAG, TABLE_ARTIFACT)
         if oracle:
             mlflow.log_metrics({f"oracle/rank_ic_{h}d": v for h, v in oracle.items()})
     return result

@@ -1,5 +1,6 @@
-"""``gogooku3 train`` and ``gogooku3 predict``: argument parsing only; the work is in
-``training.pipeline`` (imported inside the commands, so the CLI starts without torch)."""
+"""``gogooku3 train``, ``gogooku3 baselines`` and ``gogooku3 predict``: argument parsing
+only; the work is in ``training.pipeline`` (imported inside the commands, so the CLI starts
+without torch)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,15 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baselines(args: argparse.Namespace) -> int:
+    from training import pipeline
+
+    print(pipeline.baselines_table(args.run))
+    return 0
+
+
 def add_commands(sub) -> None:
-    """Register ``train`` and ``predict`` on the ``gogooku3`` subparsers."""
+    """Register ``train``, ``baselines`` and ``predict`` on the ``gogooku3`` subparsers."""
     train = sub.add_parser(
         "train", help="walk-forward CV training of ATFT-GAT-FAN, baselines, registry",
         description="Overrides are key=value (e.g. train=dev train.epochs=1 model.hidden=16).")
@@ -60,6 +68,11 @@ def add_commands(sub) -> None:
                             "their own)")
     train.add_argument("overrides", nargs="*", metavar="key=value")
     train.set_defaults(func=_train)
+    baselines = sub.add_parser(
+        "baselines", help="print the RankIC table (models vs baselines vs oracle) of a CV run",
+        description="The table evaluate_baselines logged (default: the latest CV run with one).")
+    baselines.add_argument("--run", metavar="RUN_ID", help="MLflow run id of the CV run")
+    baselines.set_defaults(func=_baselines)
     predict = sub.add_parser("predict", help="champion forecasts for one date -> gold.predictions")
     predict.add_argument("--date", required=True, metavar="YYYY-MM-DD")
     predict.set_defaults(func=_predict)

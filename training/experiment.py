@@ -52,6 +52,12 @@ class Data:
     split: Split
 
 
+def apply_threads(cfg: dict) -> None:
+    """Set torch's CPU threads to ``train.threads`` when it is > 0 (0: torch's default)."""
+    if int(cfg["train"].get("threads") or 0) > 0:
+        torch.set_num_threads(int(cfg["train"]["threads"]))
+
+
 def load_data(cfg: dict, start: dt.date | None, end: dt.date | None,
               lake_root: str | None = None) -> Data:
     """Read the gold panel for ``[start, end]`` and cut the walk-forward folds."""
@@ -62,7 +68,9 @@ def load_data(cfg: dict, start: dt.date | None, end: dt.date | None,
     c = cfg["cv"]
     split = walk_forward_folds(len(panel.days), int(c["n_folds"]), int(c["val_days"]),
                                int(c["test_days"]), int(c["embargo"]),
-                               int(c["min_train_days"]), max(HORIZONS))
+                               int(c["min_train_days"]), max(HORIZONS),
+                               None if c.get("max_train_days") is None
+                               else int(c["max_train_days"]))
     return Data(panel, graphs, split)
 
 
@@ -138,8 +146,7 @@ def run_cv(overrides: Sequence[str] = (), phase: str = "all", start: dt.date | N
     phases = list(PHASES) if phase == "all" else [phase]
     cfgs = {p: compose(overrides, phase=p) for p in phases}
     cfg = cfgs[phases[-1]]
-    if int(cfg["train"].get("threads") or 0) > 0:
-        torch.set_num_threads(int(cfg["train"]["threads"]))
+    apply_threads(cfg)
     setup_tracking(tracking_uri)
     start = start or _config_date(cfg["data"]["start"])
     end = end or _config_date(cfg["data"]["end"])

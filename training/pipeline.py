@@ -48,6 +48,19 @@ def evaluate_baselines(run_id: str) -> dict:
     return run(run_id)
 
 
+def baselines_table(run_id: str | None = None) -> str:
+    """The RankIC table (markdown) that ``evaluate_baselines`` logged on CV run ``run_id``;
+    without ``run_id``, on the latest CV run that has one. Raises LookupError when none."""
+    import mlflow
+
+    from training.baselines import TABLE_ARTIFACT, latest_run_with_table
+    from training.registry import setup_tracking
+
+    setup_tracking()
+    run_id = run_id or latest_run_with_table()
+    return mlflow.artifacts.load_text(f"runs:/{run_id}/{TABLE_ARTIFACT}").rstrip("\n")
+
+
 def register(run_id: str) -> str:
     """Register the model of CV run ``run_id`` as a new version (alias ``challenger``);
     return the version."""

@@ -40,3 +40,15 @@ def test_embargo_shorter_than_label_horizon_is_rejected():
 def test_too_few_days_names_the_numbers():
     with pytest.raises(FoldError, match="100 trade dates .* 3 folds x 30 validation"):
         walk_forward_folds(100, 3, 30, embargo=20, min_train_days=40)
+
+
+def test_rolling_window_trains_each_fold_on_its_last_days_before_the_embargo():
+    expanding = walk_forward_folds(300, 3, 40, embargo=20, min_train_days=20)
+    rolling = walk_forward_folds(300, 3, 40, embargo=20, min_train_days=20, max_train_days=100)
+    for old, new in zip(expanding.folds, rolling.folds, strict=True):
+        assert new.val == old.val and new.train.stop == old.train.stop
+        assert len(new.train) == min(100, len(old.train))
+        assert max(new.train) + MAX_H < min(new.val)
+    assert [f.train.start for f in rolling.folds] == [60, 100, 140]
+    with pytest.raises(FoldError, match="max_train_days 10 < min_train_days 20"):
+        walk_forward_folds(300, 3, 40, embargo=20, min_train_days=20, max_train_days=10)

@@ -93,6 +93,24 @@ def test_dominant_components_windows_align_to_the_last_step():
     torch.testing.assert_close(dominant_components(const, 5, 1), const)
 
 
+@pytest.mark.parametrize("window", [20, 10, 7, 5, 4])
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_dominant_components_equal_the_inverse_fft_of_the_top_bins(window, top_k):
+    x = torch.randn(4, 3, 23, dtype=torch.float64)
+    head = 23 % window
+    spectrum = torch.fft.rfft(x[..., head:].unflatten(-1, (23 // window, window)), dim=-1)
+    pair = torch.full((spectrum.shape[-1],), 2.0, dtype=torch.float64)
+    pair[0] = 1.0
+    if window % 2 == 0:
+        pair[-1] = 1.0
+    top = (spectrum.abs().square() * pair).topk(top_k, dim=-1).indices
+    kept = torch.zeros_like(spectrum).scatter_(-1, top, 1.0) * spectrum
+    expected = torch.fft.irfft(kept, n=window, dim=-1).flatten(-2)
+    got = dominant_components(x.float(), window, top_k).double()
+    torch.testing.assert_close(got[..., head:], expected, atol=1e-4, rtol=0)
+    assert torch.all(got[..., :head] == 0)
+
+
 def test_fan_removes_trends_and_reports_what_it_removed():
     fan = FrequencyAdaptiveNorm(F, H, windows=(20, 10, 5), top_k=1)
     x = torch.randn(N, L, F) * 0.1 + 7.0  # a large level on small noise

@@ -137,3 +137,27 @@ def test_predict_without_champion_exits_3(lake_env, tmp_path, capsys):
         mlflow.set_tracking_uri(old)
     assert rc == 3
     assert "no champion registered for atft_gat_fan: train first" in capsys.readouterr().err
+
+
+def test_baselines_command_prints_the_table_train_printed(trained, capsys):
+    capsys.readouterr()
+    assert cli.main(["baselines", "--run", trained["run_id"]]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table.startswith("| model |") and "| oracle |" in table
+    assert table in trained["stdout"]
+    assert cli.main(["baselines"]) == 0  # the latest run with a table
+    assert capsys.readouterr().out.strip().startswith("| model |")
+
+
+def test_baselines_command_without_a_table_fails_naming_the_experiment(tmp_path, capsys):
+    old = os.environ["MLFLOW_TRACKING_URI"]
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/empty.db"
+    get_settings.cache_clear()
+    try:
+        rc = cli.main(["baselines"])
+    finally:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+        get_settings.cache_clear()
+        mlflow.set_tracking_uri(old)
+    assert rc == 2
+    assert "no CV run with a baselines table" in capsys.readouterr().err

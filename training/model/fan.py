@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -10,33 +13,65 @@ from training.model.denorm import ForecastDenormalizer
 
 
 def dominant_components(x: Tensor, window: int, top_k: int) -> Tensor:
-    """The part of each window made of its ``top_k`` highest-energy rFFT bins.
+    """The part of each window made of its ``top_k`` highest-energy DFT bins.
 
     The time axis (the LAST axis here) is cut into consecutive non-overlapping windows
     aligned to the end of the sequence (the most recent ``window`` steps form the last
     one); the first ``L % window`` steps, if any, belong to no window and get a zero
-    component. Within a window of length w the rFFT bins 0..w//2 are ranked by their
+    component. Within a window of length w the real-DFT bins 0..w//2 are ranked by their
     energy in the signal (|X_k|^2, counted twice for the bins that stand for a conjugate
     pair, i.e. all but the DC bin and, for even w, the Nyquist bin); the DC bin (the
-    window mean) competes like any other. The component is the inverse rFFT of the kept
-    bins.
+    window mean) competes like any other; with ``top_k`` = 1 bins tied for the top energy
+    are all kept (only in degenerate windows, e.g. all zeros, where it changes nothing).
+    The component is the inverse real DFT of the kept bins (``irfft`` of the masked
+    ``rfft``).
+
+    The windows are short (5..60 steps), so the transforms are two small matmuls with a
+    fixed basis (``_real_dft_basis``) rather than FFT calls, whose per-transform overhead
+    dominates at these lengths; per row that is about 2 x w x (w + 2) multiply-adds.
 
     Shapes: x: [..., L] (float32, time last) -> [..., L].
     """
     length = x.shape[-1]
     head = length % window
-    segments = x[..., head:].unflatten(-1, ((length - head) // window, window))
-    spectrum = torch.fft.rfft(segments, dim=-1)
-    n_bins = spectrum.shape[-1]
-    pair = torch.full((n_bins,), 2.0, device=x.device)
+    rows = x[..., head:].reshape(-1, window)  # one window per row
+    forward, inverse, pair = _real_dft_basis(window, x.device, x.dtype)
+    n_bins = pair.shape[0]
+    coef = rows @ forward  # [rows, 2B]: real parts, then imaginary parts
+    real, imag = coef[:, :n_bins], coef[:, n_bins:]
+    energy = (real * real + imag * imag) * pair
+    if top_k == 1:  # a max and a compare: much cheaper than topk over a tiny last axis
+        keep = energy == energy.amax(dim=-1, keepdim=True)
+    else:
+        top = energy.topk(min(top_k, n_bins), dim=-1).indices
+        keep = torch.zeros_like(energy, dtype=torch.bool).scatter_(-1, top, True)
+    keep = keep.to(coef.dtype).unsqueeze(1)  # [rows, 1, B], for the real and imaginary parts
+    kept = (coef.unflatten(-1, (2, n_bins)) * keep).flatten(-2)
+    dominant = (kept @ inverse).reshape(*x.shape[:-1], length - head)
+    return F.pad(dominant, (head, 0))
+
+
+@functools.lru_cache(maxsize=64)
+def _real_dft_basis(window: int, device: torch.device, dtype: torch.dtype
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+    """(forward [w, 2B], inverse [2B, w], pair [B]) for the B = w//2 + 1 real-DFT bins.
+
+    ``x @ forward`` = [Re X_0..X_{B-1}, Im X_0..X_{B-1}] of a length-w row x;
+    ``[Re, Im] @ inverse`` = the inverse real DFT (irfft), which counts every bin but DC
+    and Nyquist twice (``pair``) and ignores their imaginary parts. Cached per (w, device,
+    dtype); callers must not modify the returned tensors.
+    """
+    t = torch.arange(window, dtype=torch.float64)
+    k = torch.arange(window // 2 + 1, dtype=torch.float64)
+    angle = 2 * math.pi * t[:, None] * k[None, :] / window  # [w, B]
+    pair = torch.full((k.numel(),), 2.0, dtype=torch.float64)
     pair[0] = 1.0
     if window % 2 == 0:
         pair[-1] = 1.0
-    energy = torch.view_as_real(spectrum).square().sum(dim=-1) * pair
-    top = energy.topk(min(top_k, n_bins), dim=-1).indices
-    keep = torch.zeros_like(energy).scatter_(-1, top, 1.0)
-    dominant = torch.fft.irfft(spectrum * keep, n=window, dim=-1).flatten(-2)
-    return F.pad(dominant, (head, 0))
+    forward = torch.cat([torch.cos(angle), -torch.sin(angle)], dim=1)
+    inverse = torch.cat([pair[:, None] * torch.cos(angle).T,
+                         -pair[:, None] * torch.sin(angle).T], dim=0) / window
+    return (forward.to(device, dtype), inverse.to(device, dtype), pair.to(device, dtype))
 
 
 class FrequencyAdaptiveNorm(nn.Module):
@@ -49,7 +84,8 @@ class FrequencyAdaptiveNorm(nn.Module):
     P = x - residual, is summarized per feature by its mean over the sequence and its value
     at the last step: stats = [mean_t P, P_L], [N, 2F]. Those statistics drive the learned
     de-normalization of the forecast (``ForecastDenormalizer``) and, in the full model,
-    the encoder's context. Runs in float32 with autocast off (FFT has no bf16 kernel).
+    the encoder's context. Runs in float32 with autocast off (the energy ranking and the
+    removed parts are not rounded to bf16).
 
     Shapes: x: [N, L, F] -> (residual [N, L, F] float32, stats [N, 2F] float32);
     ``denormalize``: y [N, H] or [N, H, Q], stats [N, 2F] -> same shape as y.
@@ -66,7 +102,7 @@ class FrequencyAdaptiveNorm(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         with torch.autocast(x.device.type, enabled=False):
-            series = x.float().transpose(1, 2)  # [N, F, L]: time last for the FFT
+            series = x.float().transpose(1, 2).contiguous()  # [N, F, L]: time last for the DFT
             residual = series
             for window in self.windows:
                 if window <= residual.shape[-1]:
