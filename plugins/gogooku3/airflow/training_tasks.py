@@ -35,9 +35,8 @@ def evaluate(run_id: str) -> dict[str, Any]:
     from training.pipeline import evaluate_baselines
 
     table = evaluate_baselines(run_id.strip())
-    # between markers, so that scripts (make demo) can show the table from the task log
-    log.info("baselines of run %s\n== model table ==\n%s\n== end of model table ==",
-             run_id, table["table"])
+    log.info("baselines of run %s (again: gogooku3 baselines --run %s)\n%s", run_id, run_id,
+             table["table"])
     return table
 
 
