@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("spark_jobs.build_features")
 
 
-#: trading days built per chunk of a long range (about a year)
-CHUNK_DAYS = 250
+#: trading days built per chunk of a long range (about two years): each chunk reads its own
+#: 260-day look-back, so longer chunks read less twice; memory grows with the chunk
+CHUNK_DAYS = 500
 
 
 class FeatureBuildError(ValueError):

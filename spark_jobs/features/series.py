@@ -1,14 +1,14 @@
 """The build's per-code pass: every series feature of a code in one grouped-map UDF.
 
-Codes are hashed into ``spark.sql.shuffle.partitions`` buckets and each bucket is one
-call of ``code_series`` (pure pandas/numpy): its codes' rows become ``CodePanel``s and
-every group — prices, technical (windowed and recursive), volume, the stock side of the
-market group — is a vectorized kernel over them. The bucket's margin and statement rows
-arrive beside its price rows (a cogroup on the same bucket) and the as-of groups
-(``fundamentals``) are pandas kernels over them, so no feature group is joined onto the
-build's rows afterwards. The trailing returns (1/5/20/60 rows)
-are computed once here and handed on as ``_r1``/``_r5``/``_r20`` to the sector and peer
-passes, the 20-row average raw volume ``_adv20`` to the margin group.
+Codes are hashed into buckets (``spark.sql.shuffle.partitions`` per ``BUCKET_DATES``
+dates read) and each bucket is one call of ``code_series`` (pure pandas/numpy): its
+codes' rows become ``CodePanel``s and every group — prices, technical (windowed and
+recursive), volume, the stock side of the market group — is a vectorized kernel over
+them. The bucket's margin and statement rows arrive beside its price rows (a cogroup on
+the same bucket) and the as-of groups (``fundamentals``) are pandas kernels over them,
+so no feature group is joined onto the build's rows afterwards. The trailing returns
+(1/5/20/60 rows) are computed once here and handed on as ``_r1``/``_r5``/``_r20`` to the
+sector and peer passes, the 20-row average raw volume ``_adv20`` to the margin group.
 
 Only rows dated ``>= emit_from`` leave the pass (the build's range plus the few weeks of
 returns the sector windows and the first peer snapshot need); their feature columns are
@@ -44,6 +44,8 @@ INPUT_COLUMNS: list[str] = [
     "upper_limit_hit", "lower_limit_hit", "is_traded",
 ]
 ADV_WINDOW = 20
+#: dates of price rows per ``spark.sql.shuffle.partitions`` buckets (more dates: more buckets)
+BUCKET_DATES = 260
 
 
 def _trailing_mean(x: np.ndarray, n: int) -> np.ndarray:
@@ -128,7 +130,9 @@ def series_features(prices_df: DataFrame, index: DataFrame, dates: list[dt.date]
         prices_df.schema["date"], prices_df.schema["code"],
         *[StructField(k, DoubleType()) for k in (*FEATURES, *CARRIED)],
     ])
-    buckets = int(prices_df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    partitions = int(prices_df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    # a bucket is one pandas frame in a Python worker: more of them for a longer read
+    buckets = partitions * -(-len(dates) // BUCKET_DATES)
     bucket = F.pmod(F.xxhash64("code"), F.lit(buckets)).alias("_bucket")
     rows = prices_df.select(*INPUT_COLUMNS).join(F.broadcast(index), on="date", how="left")
     rows = rows.select("*", bucket)
