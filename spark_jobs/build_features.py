@@ -138,11 +138,6 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     return BuildSettings(catalogue_features(), pg, TradingCalendar.from_lake(lake_root))
 
 
-#: groups computed by the per-code pass (``series``); sector and flows are broadcast onto
-#: its rows, peers come from the cross-sectional pass
-SERIES_GROUPS = ("prices", "technical", "volume", "market", "margin", "statements")
-
-
 def compose(inputs: BuildInputs, settings: BuildSettings) -> tuple[DataFrame, DataFrame, list[DataFrame]]:
     """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
     normalized per date; also returns the peer graph and the frames this build cached (to
