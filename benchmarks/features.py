@@ -335,6 +335,8 @@ def main(argv=None) -> int:
     rows_out = []
     load = os.getloadavg()
     mem = _available_gib()
+    print(f"start {dt.datetime.now(dt.UTC):%H:%M:%S} UTC: load average {load[0]:.2f} {load[1]:.2f}"
+          f" {load[2]:.2f}, {mem:.1f} GiB available", flush=True)
     for rep in range(1, args.repeat + 1):
         for eng in args.engines.split(","):
             out = str(work / f"out_{eng}")
@@ -356,8 +358,8 @@ def main(argv=None) -> int:
                 label = {"pandas": "pandas + TA-Lib per stock (price/technical/volume, ~50 features)",
                          "polars": "Polars over(code) (subset: ~30 price/technical features)"}[eng]
             rows_out.append((f"{label}, run {rep}", n, wall, peak))
-            print(f"{rows_out[-1][0]}: {wall:.1f} s, uptime load {os.getloadavg()[0]:.2f}",
-                  flush=True)
+            print(f"{rows_out[-1][0]}: {wall:.1f} s, peak RSS {peak / 2**30:.2f} GiB, load"
+                  f" average now {os.getloadavg()[0]:.2f}", flush=True)
 
     lines = [
         f"features benchmark: {args.stocks} stocks x {args.years} years simulated "

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("spark_jobs.build_features")
 
 
-#: trading days built per chunk of a long range (about a year)
-CHUNK_DAYS = 250
+#: trading days built per chunk of a long range (about two years): each chunk reads its own
+#: 260-day look-back, so longer chunks read less twice; memory grows with the chunk
+CHUNK_DAYS = 500
 
 
 class FeatureBuildError(ValueError):
@@ -53,7 +54,16 @@ def check_range(start: dt.date, end: dt.date) -> None:
 
 def code_groups() -> dict[str, list[str]]:
     """Group name → the feature columns its module adds, in composition order."""
-    from spark_jobs.features import fundamentals, market, peers, prices, sector, technical, volume
+    from spark_jobs.features import (
+        flows,
+        fundamentals,
+        market,
+        peers,
+        prices,
+        sector,
+        technical,
+        volume,
+    )
 
     return {  # the order of configs/features.yaml and of the composed frame
         "prices": prices.FEATURES,
@@ -61,7 +71,7 @@ def code_groups() -> dict[str, list[str]]:
         "volume": volume.FEATURES,
         "market": market.FEATURES,
         "sector": sector.FEATURES,
-        "flows": fundamentals.FLOW_FEATURES,
+        "flows": flows.FEATURES,
         "margin": fundamentals.MARGIN_FEATURES,
         "statements": fundamentals.STATEMENT_FEATURES,
         "peers": peers.FEATURES,
@@ -128,31 +138,28 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     return BuildSettings(catalogue_features(), pg, TradingCalendar.from_lake(lake_root))
 
 
-#: groups computed by the per-code pass (``series``); the others join onto its rows
-SERIES_GROUPS = ("prices", "technical", "volume", "market")
-
-
 def compose(inputs: BuildInputs, settings: BuildSettings) -> tuple[DataFrame, DataFrame, list[DataFrame]]:
     """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
     normalized per date; also returns the peer graph and the frames this build cached (to
     unpersist once its tables are written).
 
-    Passes: (1) per code, one grouped pass over the look-back computes the price,
-    technical, volume and market groups plus the trailing returns and average volume the
-    later passes use (``series``), emitting the build's rows and the few weeks before
-    them that the sector windows and the first peer snapshot need; (2) the sector
-    aggregates by ``(date, sector)``; (3) the peer graph per snapshot and peer statistics
-    per snapshot period; (4) the as-of joins of flows, margin and statements onto the
-    build's rows; (5) normalization by date. Each silver table is read once. A group
-    whose optional source is absent (``inputs.absent``) is null.
+    Passes: (1) per code, one grouped pass over the look-back (price rows cogrouped with
+    the code's margin and statement rows) computes every per-code group plus the trailing
+    returns the later passes use (``series``), emitting the build's rows and the few
+    weeks before them that the sector windows and the first peer snapshot need; (2) the
+    peer graph, one group per snapshot; (3) the per-date context — sector aggregates by
+    ``(date, sector)`` and the flows of each date — tiny tables broadcast onto the
+    build's rows; (4) the cross-sectional pass, one group per snapshot period: peer
+    statistics and normalization (``crosssection``). The wide rows are shuffled twice:
+    into the per-code pass and into the cross-sectional one. Each silver table is read
+    once. A group whose optional source is absent (``inputs.absent``) is null.
     """
     import bisect
 
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from spark_jobs.features import fundamentals, market, peers, sector, series
-    from spark_jobs.features.normalize import normalize_cross_section
+    from spark_jobs.features import crosssection, flows, market, peers, sector, series
 
     start = inputs.start
     dates = inputs.dates
@@ -160,35 +167,26 @@ def compose(inputs: BuildInputs, settings: BuildSettings) -> tuple[DataFrame, Da
     snaps = peers.graph_snapshots(dates, pg["window"], pg["cadence"], start)
     first = dates[max(0, bisect.bisect_left(dates, start) - sector.MOM_WINDOW)]
     emit_from = min([first, *[days[0] for _, days in snaps]])
+    sources = {"margin": inputs.margin, "statements": inputs.statements}
     ser = series.series_features(inputs.prices, market.market_series(inputs.topix), dates,
-                                 start, emit_from).persist(StorageLevel.MEMORY_AND_DISK)
+                                 start, emit_from, sources).persist(StorageLevel.MEMORY_AND_DISK)
     # fill the cache now: the later passes' stages start together, and each would run the
     # per-code UDF itself while the cache is still empty
     ser.count()
-    rows = ser.filter(F.col("date") >= F.lit(start))
     graph = peers.build_peer_graph(ser, dates, k=pg["k"], window=pg["window"],
                                    cadence=pg["cadence"], start=start)
     graph = graph.persist(StorageLevel.MEMORY_AND_DISK)
-    keys = rows.select("date", "code")
-    sources = {"flows": inputs.flows, "margin": inputs.margin, "statements": inputs.statements}
-    builders = {
-        "sector": lambda: sector.sector_features(ser, inputs.master_asof, start),
-        "flows": lambda: fundamentals.add_flow_features(keys, inputs.flows),
-        "margin": lambda: fundamentals.add_margin_features(
-            rows.select("date", "code", "_adv20"), inputs.margin),
-        "statements": lambda: fundamentals.add_statement_features(keys, inputs.statements),
-        "peers": lambda: peers.peer_features(rows.select("date", "code", "_r1", "_r5"), graph),
-    }
-    out = rows.select("date", "code", *series.FEATURES)
-    for group, names in code_groups().items():
-        if group in SERIES_GROUPS:
-            continue
-        if group in sources and sources[group] is None:
-            out = out.select("*", *[F.lit(None).cast("double").alias(n) for n in names])
-        else:
-            part = builders[group]().select("date", "code", *names)
-            out = out.join(part, on=["date", "code"], how="left")
-    features = normalize_cross_section(out.select("date", "code", *settings.names), settings.names)
+    rows = ser.filter(F.col("date") >= F.lit(start))
+    rows = sector.add_sector_features(rows, ser.filter(F.col("date") >= F.lit(first)),
+                                      inputs.master_asof)
+    if inputs.flows is None:
+        rows = rows.select("*", *[F.lit(None).cast("double").alias(n) for n in flows.FEATURES])
+    else:
+        rows = flows.add_flow_features(rows, inputs.flows)
+    features = crosssection.cross_sectional_pass(
+        rows.select("date", "code", *[n for n in settings.names if n not in peers.FEATURES],
+                    *crosssection.RETURNS),
+        graph, [s for s, _ in snaps], [d for d in dates if d >= start], settings.names)
     in_range = (F.col("date") >= F.lit(start)) & (F.col("date") <= F.lit(inputs.end))
     return features, graph.filter(in_range), [ser, graph]
 

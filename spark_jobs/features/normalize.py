@@ -17,8 +17,8 @@ Raw features are computed in float64 and stored as float32 (what the model reads
 statistics are computed (in float64) from the raw values rounded to float32, so a stored
 z-score and rank describe exactly the stored raw values; every output is float32.
 
-Implemented as a grouped-map pandas UDF with one group per date. Why not Spark
-aggregates: exact 1st/99th percentiles and ranks for ~100 columns would take one sort per
+Pure pandas/numpy over one date's rows, run by the build's cross-sectional pass
+(``crosssection``). Why not Spark aggregates: exact 1st/99th percentiles and ranks for ~100 columns would take one sort per
 column in Spark, and the partial sums of a distributed ``avg``/``stddev`` are merged in
 an order that depends on partitioning, so a daily run and a full rebuild could differ in
 the last bit; here each date's rows are sorted by code and reduced in that fixed order.
@@ -31,8 +31,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
-from pyspark.sql.types import FloatType, StructField, StructType
 
 WINSOR_QUANTILES = (1.0, 99.0)
 
@@ -67,15 +65,3 @@ def cross_section(pdf: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
     cols |= {f"{f}_cs_z": z[:, i] for i, f in enumerate(features)}
     cols |= {f"{f}_cs_rank": pct[:, i] for i, f in enumerate(features)}
     return pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
-
-
-def normalize_cross_section(df: DataFrame, features: Sequence[str]) -> DataFrame:
-    """``df`` (``date``, ``code`` and the raw ``features``) → ``date, code`` +
-    ``normalized_names(features)`` as float32, one group per date (module docstring)."""
-    features = list(features)
-    schema = StructType(
-        [df.schema["date"], df.schema["code"],
-         *[StructField(c, FloatType()) for c in normalized_names(features)]]
-    )
-    cols = df.select("date", "code", *[df[f].cast("double").alias(f) for f in features])
-    return cols.groupBy("date").applyInPandas(lambda pdf: cross_section(pdf, features), schema)

@@ -9,13 +9,15 @@ fall on the trade dates whose trading-day index ``_tidx`` (``sessions``) is a mu
 a daily incremental run picks the same snapshot dates as a full rebuild. A snapshot uses
 returns of dates ``<= s`` only.
 
-``peer_features(returns, graph)`` gives, for each ``(date, code)``, using the latest snapshot
-``<= date``: the mean 1-day and 5-day return of the code's peers on that date
-(``peer_ret_1d_mean``, ``peer_ret_5d_mean``; at least one peer with a value), the sample
-variance of their 5-day returns (``peer_ret_5d_var``; at least two), and the mean
-correlation of the code to its peers in that snapshot (``peer_corr_mean``).
+``peer_stats(rows, edges)`` gives, for each ``(date, code)`` row of the dates one snapshot
+serves (``serving_snapshots``: the latest snapshot ``<= date``): the mean 1-day and
+5-day return of the code's peers on that date (``peer_ret_1d_mean``, ``peer_ret_5d_mean``;
+at least one peer with a value), the sample variance of their 5-day returns
+(``peer_ret_5d_var``; at least two), and the mean correlation of the code to its peers in
+that snapshot (``peer_corr_mean``). It runs inside the build's cross-sectional pass
+(``crosssection``), one group per snapshot period.
 
-Both steps are grouped-map pandas UDFs, one group per snapshot. Why not plain Spark: the
+The graph is a grouped-map pandas UDF, one group per snapshot. Why not plain Spark: the
 graph needs all N×N correlations of a snapshot and a top-k per row — as SQL that is a
 cross join of N² pairs × ``window`` days per snapshot (1.2 B rows for 4,000 stocks), while
 one ``[window × N]`` matrix product in numpy does it in a fraction of a second; the peer
@@ -25,12 +27,13 @@ statistics need each row's ``k`` peers' values, which in SQL is a ×k row explos
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.features.local import local_frame
@@ -39,10 +42,6 @@ from spark_jobs.features.sessions import tidx
 FEATURES: list[str] = ["peer_ret_1d_mean", "peer_ret_5d_mean", "peer_ret_5d_var", "peer_corr_mean"]
 
 GRAPH_SCHEMA = "date date, code string, peer_code string, rank int, corr double"
-_PEER_SCHEMA = (
-    "date date, code string, peer_ret_1d_mean double, peer_ret_5d_mean double, "
-    "peer_ret_5d_var double, peer_corr_mean double"
-)
 SERVE_MAX_DAYS = 366  # the latest snapshot serves at most a year of later dates
 
 
@@ -134,76 +133,54 @@ def build_peer_graph(
     )
 
 
-def _peer_stats(key, left: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-    """One snapshot period: ``left`` = ``date, code, r1, r5`` rows served by the snapshot,
-    ``edges`` = its ``code, peer_code, rank, corr`` rows."""
-    if left.empty or edges.empty:
-        return pd.DataFrame({c: [] for c in _PEER_SCHEMA_COLS})
-    r1 = left.pivot(index="date", columns="code", values="r1")
-    r5 = left.pivot(index="date", columns="code", values="r5").reindex(
-        index=r1.index, columns=r1.columns
-    )
-    cols = {c: i for i, c in enumerate(r1.columns)}
-    edges = edges.sort_values(["code", "rank"])
-    owners = edges["code"].drop_duplicates().to_numpy()
-    owners = owners[[c in cols for c in owners]]
-    edges = edges[edges["code"].isin(owners)]
-    if len(owners) == 0:
-        return pd.DataFrame({c: [] for c in _PEER_SCHEMA_COLS})
-    slot = edges.groupby("code").cumcount().to_numpy()
-    row = pd.Index(owners).get_indexer(edges["code"])
-    width = int(slot.max()) + 1
-    idx = np.full((len(owners), width), -1)
-    idx[row, slot] = [cols.get(p, -1) for p in edges["peer_code"]]
-    corr_mean = edges.groupby("code", sort=False)["corr"].mean().reindex(owners).to_numpy()
-    # a padding column of NaN makes "no such peer" (-1) gather NaN
-    a1 = np.hstack([r1.to_numpy(dtype=float), np.full((len(r1), 1), np.nan)])
-    a5 = np.hstack([r5.to_numpy(dtype=float), np.full((len(r5), 1), np.nan)])
-    g1, g5 = a1[:, idx], a5[:, idx]  # [dates, owners, peers]
-    n1 = np.isfinite(g1).sum(axis=2)
-    n5 = np.isfinite(g5).sum(axis=2)
+def serving_snapshots(dates: Sequence[dt.date], snaps: Sequence[dt.date]) -> dict[dt.date, dt.date]:
+    """``date -> snapshot`` serving it: the latest of ``snaps`` on or before the date, at
+    most ``SERVE_MAX_DAYS`` calendar days old; dates without one are left out."""
+    snaps = sorted(snaps)
+    out = {}
+    for d in dates:
+        i = bisect.bisect_right(snaps, d)
+        if i and (d - snaps[i - 1]).days <= SERVE_MAX_DAYS:
+            out[d] = snaps[i - 1]
+    return out
+
+
+def peer_stats(rows: pd.DataFrame, edges: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``FEATURES`` for ``rows`` (``date``, ``code``, ``_r1``, ``_r5``: the rows of the
+    dates one snapshot serves), aligned with ``rows``, from that snapshot's ``edges``
+    (``code``, ``peer_code``, ``rank``, ``corr``). A peer's returns are those of the same
+    date; a peer without a row that day is skipped; codes without edges get null."""
+    n = len(rows)
+    out = {k: np.full(n, np.nan) for k in FEATURES}
+    if n == 0 or edges.empty:
+        return out
+    d_idx, dates = pd.factorize(rows["date"])
+    c_idx, codes = pd.factorize(rows["code"])
+    a1 = np.full((len(dates), len(codes) + 1), np.nan)  # a last column of NaN: "no such peer"
+    a5 = a1.copy()
+    a1[d_idx, c_idx] = rows["_r1"].to_numpy(dtype=float, na_value=np.nan)
+    a5[d_idx, c_idx] = rows["_r5"].to_numpy(dtype=float, na_value=np.nan)
+    edges = edges.sort_values(["code", "rank"], kind="stable")
+    owners, slot_owner = np.unique(edges["code"].to_numpy(dtype=object), return_inverse=True)
+    slot = edges.groupby("code", sort=False).cumcount().to_numpy()
+    idx = np.full((len(owners), int(slot.max()) + 1), len(codes))
+    peer = pd.Index(codes).get_indexer(edges["peer_code"])
+    idx[slot_owner, slot] = np.where(peer >= 0, peer, len(codes))
+    corr = np.full(idx.shape, np.nan)
+    corr[slot_owner, slot] = edges["corr"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        m1 = np.where(n1 >= 1, np.nansum(g1, axis=2) / np.maximum(n1, 1), np.nan)
-        m5 = np.where(n5 >= 1, np.nansum(g5, axis=2) / np.maximum(n5, 1), np.nan)
-        dev = np.where(np.isfinite(g5), g5 - m5[:, :, None], 0.0)
-        v5 = np.where(n5 >= 2, (dev * dev).sum(axis=2) / np.maximum(n5 - 1, 1), np.nan)
-    dd, oo = (a.ravel() for a in np.indices((len(r1), len(owners))))
-    out = pd.DataFrame(
-        {
-            "date": np.asarray(r1.index, dtype=object)[dd],
-            "code": owners[oo],
-            "peer_ret_1d_mean": m1[dd, oo],
-            "peer_ret_5d_mean": m5[dd, oo],
-            "peer_ret_5d_var": v5[dd, oo],
-            "peer_corr_mean": corr_mean[oo],
-        }
-    )
-    return left[["date", "code"]].merge(out, on=["date", "code"], how="inner")
-
-
-_PEER_SCHEMA_COLS = [c.split()[0] for c in _PEER_SCHEMA.split(", ")]
-
-
-def peer_features(returns: DataFrame, graph: DataFrame) -> DataFrame:
-    """``date, code`` + ``FEATURES`` for the rows of ``returns`` (``date, code, _r1, _r5``),
-    each date using the latest ``graph`` snapshot on or before it (null before the first
-    snapshot, more than ``SERVE_MAX_DAYS`` after the last, or for codes without peers).
-
-    ``graph`` has ``gold.peer_graph`` columns. Peer returns are those of the same date
-    (prices ``<= date``); a peer without a row that day is skipped.
-    """
-    rets = returns.select("date", "code", F.col("_r1").alias("r1"), F.col("_r5").alias("r5"))
-    # each snapshot serves the calendar days up to the next one (the last: SERVE_MAX_DAYS)
-    snaps = graph.select(F.col("date").alias("snap")).distinct()
-    until = F.lead("snap").over(Window.partitionBy(F.lit(0)).orderBy("snap"))
-    serve = snaps.select(
-        "snap", F.coalesce(until, F.date_add("snap", SERVE_MAX_DAYS + 1)).alias("_until")
-    ).select("snap", F.explode(F.sequence("snap", F.date_sub("_until", 1))).alias("date"))
-    left = rets.join(F.broadcast(serve), on="date")
-    edges = graph.select(F.col("date").alias("snap"), "code", "peer_code", "rank", "corr")
-    stats = (
-        left.groupBy("snap")
-        .cogroup(edges.groupBy("snap"))
-        .applyInPandas(_peer_stats, _PEER_SCHEMA)
-    )
-    return returns.select("date", "code").join(stats, on=["date", "code"], how="left")
+        corr_mean = np.nanmean(corr, axis=1)
+    owner = pd.Index(owners).get_indexer(rows["code"])
+    has = owner >= 0
+    o = owner[has]
+    g1, g5 = a1[d_idx[has, None], idx[o]], a5[d_idx[has, None], idx[o]]  # [rows, peers]
+    n1, n5 = np.isfinite(g1).sum(axis=1), np.isfinite(g5).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1 = np.where(n1 >= 1, np.nansum(g1, axis=1) / np.maximum(n1, 1), np.nan)
+        m5 = np.where(n5 >= 1, np.nansum(g5, axis=1) / np.maximum(n5, 1), np.nan)
+        dev = np.where(np.isfinite(g5), g5 - m5[:, None], 0.0)
+        v5 = np.where(n5 >= 2, (dev * dev).sum(axis=1) / np.maximum(n5 - 1, 1), np.nan)
+    for k, v in (("peer_ret_1d_mean", m1), ("peer_ret_5d_mean", m5), ("peer_ret_5d_var", v5),
+                 ("peer_corr_mean", corr_mean[o])):
+        out[k][has] = v
+    return out

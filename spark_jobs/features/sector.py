@@ -1,6 +1,7 @@
 """Sector context features: 33-sector membership as of each date and same-day sector stats.
 
-``sector_features(returns, master_asof, start)`` gives, per ``(date, code)`` row of the build:
+``add_sector_features(rows, returns, master_asof)`` adds, to each ``(date, code)`` row of the
+build:
 
 * ``sector_ret_1d/5d/20d`` — equal-weighted mean, over the stocks that are members of the
   row's 33-sector on that date (the stock itself included), of their 1/5/20-day returns;
@@ -92,21 +93,22 @@ def sector_daily(members: DataFrame) -> DataFrame:
     )
 
 
-def sector_features(returns: DataFrame, master_asof: DataFrame, start) -> DataFrame:
-    """``date, code`` + ``FEATURES`` for the rows of ``returns`` dated ``>= start``.
+def add_sector_features(rows: DataFrame, returns: DataFrame, master_asof: DataFrame) -> DataFrame:
+    """``rows`` (``date``, ``code``, ``_r1``, ``_r5``, ``_r20`` and any other columns) plus
+    ``FEATURES``.
 
-    ``returns`` holds ``date, code, _r1, _r5, _r20`` from ``MOM_WINDOW`` trading days
-    before ``start`` on (the sector windows' history); ``master_asof`` is
-    ``silver.equities_master_asof``. Rows whose code has no valid master row on their date
-    get null sector columns. The per-sector table is tiny (dates × 33) and is broadcast
-    back onto the build's rows.
+    ``returns`` holds ``date, code, _r1, _r5, _r20`` of every stock from ``MOM_WINDOW``
+    trading days before the first date of ``rows`` on (the sector windows' history);
+    ``master_asof`` is ``silver.equities_master_asof``. Rows whose code has no valid
+    master row on their date get null sector columns. The per-sector table is tiny
+    (dates × 33) and is broadcast onto ``rows``, which are not shuffled.
     """
     members = with_sector(returns.select("date", "code", *[f"_r{h}" for h in HORIZONS]),
                           master_asof)
     stats = sector_daily(members.drop("code"))
-    out = members.filter(F.col("date") >= F.lit(start)).join(
-        F.broadcast(stats), on=["date", "_sector"], how="left")
+    out = with_sector(rows, master_asof).join(F.broadcast(stats), on=["date", "_sector"],
+                                              how="left")
     vs = [(F.col(f"_r{h}") - F.col(f"sector_ret_{h}d")).alias(f"ret_{h}d_vs_sector")
           for h in HORIZONS]
-    out = out.select("*", *vs)
-    return out.select("date", "code", *FEATURES)
+    return out.select(*rows.columns, *[c for c in FEATURES if not c.startswith("ret_")], *vs
+                      ).select(*rows.columns, *FEATURES)

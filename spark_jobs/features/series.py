@@ -1,11 +1,14 @@
 """The build's per-code pass: every series feature of a code in one grouped-map UDF.
 
-Codes are hashed into ``spark.sql.shuffle.partitions`` buckets and each bucket is one
-call of ``code_series`` (pure pandas/numpy): its codes' rows become ``CodePanel``s and
-every group — prices, technical (windowed and recursive), volume, the stock side of the
-market group — is a vectorized kernel over them. The trailing returns (1/5/20/60 rows)
-are computed once here and handed on as ``_r1``/``_r5``/``_r20`` to the sector and peer
-passes, the 20-row average raw volume as ``_adv20`` to the margin group.
+Codes are hashed into buckets (``spark.sql.shuffle.partitions`` per ``BUCKET_DATES``
+dates read) and each bucket is one call of ``code_series`` (pure pandas/numpy): its
+codes' rows become ``CodePanel``s and every group — prices, technical (windowed and
+recursive), volume, the stock side of the market group — is a vectorized kernel over
+them. The bucket's margin and statement rows arrive beside its price rows (a cogroup on
+the same bucket) and the as-of groups (``fundamentals``) are pandas kernels over them,
+so no feature group is joined onto the build's rows afterwards. The trailing returns
+(1/5/20/60 rows) are computed once here and handed on as ``_r1``/``_r5``/``_r20`` to the
+sector and peer passes, the 20-row average raw volume ``_adv20`` to the margin group.
 
 Only rows dated ``>= emit_from`` leave the pass (the build's range plus the few weeks of
 returns the sector windows and the first peer snapshot need); their feature columns are
@@ -15,7 +18,7 @@ filled from ``start`` on. A code's values do not depend on its bucket.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,18 +26,26 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
-from spark_jobs.features import market, prices, technical, volume
+from spark_jobs.features import fundamentals, market, prices, technical, volume
 from spark_jobs.features.sessions import trading_index
 from spark_jobs.features.windows import BAR_COLUMNS, CodePanel, trailing_returns, trailing_sum
 
-FEATURES: list[str] = [*prices.FEATURES, *technical.FEATURES, *volume.FEATURES, *market.FEATURES]
+#: the as-of groups of the pass: group -> (the source columns it reads, its kernel)
+ASOF_GROUPS: dict[str, tuple[list[str], Callable[..., dict[str, np.ndarray]]]] = {
+    "margin": (fundamentals.MARGIN_COLUMNS, fundamentals.margin_features),
+    "statements": (fundamentals.STATEMENT_COLUMNS, fundamentals.statement_features),
+}
+FEATURES: list[str] = [*prices.FEATURES, *technical.FEATURES, *volume.FEATURES, *market.FEATURES,
+                       *fundamentals.MARGIN_FEATURES, *fundamentals.STATEMENT_FEATURES]
 #: helper columns handed to the later passes
-CARRIED: list[str] = ["_r1", "_r5", "_r20", "_adv20"]
+CARRIED: list[str] = ["_r1", "_r5", "_r20"]
 INPUT_COLUMNS: list[str] = [
     "date", "code", *BAR_COLUMNS, "adj_volume", "volume", "turnover",
     "upper_limit_hit", "lower_limit_hit", "is_traded",
 ]
 ADV_WINDOW = 20
+#: dates of price rows per ``spark.sql.shuffle.partitions`` buckets (more dates: more buckets)
+BUCKET_DATES = 260
 
 
 def _trailing_mean(x: np.ndarray, n: int) -> np.ndarray:
@@ -48,11 +59,16 @@ def _trailing_mean(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def code_series(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
-                tidx: Mapping[dt.date, int] | None = None) -> pd.DataFrame:
+                tidx: Mapping[dt.date, int] | None = None,
+                events: pd.DataFrame | None = None) -> pd.DataFrame:
     """One bucket's price rows (``INPUT_COLUMNS`` + ``market.INDEX_COLUMNS``) →
     ``date, code, FEATURES, CARRIED`` for its rows dated ``>= emit_from`` (module
     docstring); the features are null before ``start``. ``tidx`` maps every date of
-    ``pdf`` to its ``_tidx`` (computed from the offline calendar without it)."""
+    ``pdf`` to its ``_tidx`` (computed from the offline calendar without it).
+
+    ``events`` holds the bucket's as-of source rows, ``_src`` naming the group of
+    ``ASOF_GROUPS`` each feeds; a group whose source is absent from the build is left out
+    of ``events`` (``None``: all of them) and comes out null."""
     pdf = pdf.sort_values(["code", "date"], kind="stable").reset_index(drop=True)
     dates, codes = pdf["date"].to_numpy(), pdf["code"].to_numpy()
     col = {k: pdf[k].to_numpy(dtype=float, na_value=np.nan) for k in
@@ -85,27 +101,54 @@ def code_series(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
     cols: dict[str, np.ndarray] = {"date": dates[keep], "code": codes[keep]}
     late = wanted[keep]
     for k in FEATURES:
-        v = out[k][keep]
+        v = out[k][keep] if k in out else np.full(int(keep.sum()), np.nan)
         cols[k] = np.where(late & np.isfinite(v), v, np.nan)
     for n in (1, 5, 20):
         cols[f"_r{n}"] = p.from_rows_view(rets[n])[keep]
-    cols["_adv20"] = p.from_rows_view(_trailing_mean(p.rows(col["volume"]), ADV_WINDOW))[keep]
+    adv20 = p.from_rows_view(_trailing_mean(p.rows(col["volume"]), ADV_WINDOW))
+    keys = pd.DataFrame({"date": dates, "code": codes, "_adv20": adv20})[keep & wanted]
+    src = events["_src"].to_numpy() if events is not None else np.array([], dtype=object)
+    for group, (_, kernel) in ASOF_GROUPS.items():
+        mine = src == group
+        if mine.any():
+            for k, v in kernel(keys, events[mine]).items():
+                cols[k][late] = v
     return pd.DataFrame(cols)
 
 
 def series_features(prices_df: DataFrame, index: DataFrame, dates: list[dt.date],
-                    start: dt.date, emit_from: dt.date) -> DataFrame:
+                    start: dt.date, emit_from: dt.date,
+                    sources: Mapping[str, DataFrame | None] | None = None) -> DataFrame:
     """``date, code, FEATURES, CARRIED`` for the rows of ``prices_df`` (silver price rows
     with their look-back, dated among ``dates``) dated ``>= emit_from``; ``index`` is
-    ``market.market_series``. The trading-day index of ``dates`` is computed here, on the
-    driver, and shipped with the function (no calendar in the Python workers)."""
+    ``market.market_series``; ``sources`` maps the groups of ``ASOF_GROUPS`` to their
+    silver frames (``silver.margin_interest``, ``silver.fins_statements``; ``None`` or
+    missing: the group is null). The trading-day index of ``dates`` is computed here, on
+    the driver, and shipped with the function (no calendar in the Python workers)."""
     tidx = trading_index(dates)
     schema = StructType([
         prices_df.schema["date"], prices_df.schema["code"],
         *[StructField(k, DoubleType()) for k in (*FEATURES, *CARRIED)],
     ])
-    buckets = int(prices_df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    partitions = int(prices_df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    # a bucket is one pandas frame in a Python worker: more of them for a longer read
+    buckets = partitions * -(-len(dates) // BUCKET_DATES)
+    bucket = F.pmod(F.xxhash64("code"), F.lit(buckets)).alias("_bucket")
     rows = prices_df.select(*INPUT_COLUMNS).join(F.broadcast(index), on="date", how="left")
-    rows = rows.withColumn("_bucket", F.pmod(F.xxhash64("code"), F.lit(buckets)))
-    return rows.groupBy("_bucket").applyInPandas(
-        lambda pdf: code_series(pdf.drop(columns="_bucket"), start, emit_from, tidx), schema)
+    rows = rows.select("*", bucket)
+    present = [(g, df) for g, df in (sources or {}).items() if df is not None]
+    if not present:
+        return rows.groupBy("_bucket").applyInPandas(
+            lambda pdf: code_series(pdf.drop(columns="_bucket"), start, emit_from, tidx), schema)
+    events = None
+    for group, df in present:
+        part = df.select("code", "date", *ASOF_GROUPS[group][0], F.lit(group).alias("_src"), bucket)
+        events = part if events is None else events.unionByName(part, allowMissingColumns=True)
+
+    def per_bucket(pdf: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
+        if pdf.empty:  # a bucket with source rows but no price rows
+            return pd.DataFrame({f.name: [] for f in schema.fields})
+        return code_series(pdf.drop(columns="_bucket"), start, emit_from, tidx, ev)
+
+    return rows.groupBy("_bucket").cogroup(events.groupBy("_bucket")).applyInPandas(
+        per_bucket, schema)

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gogooku3.jpx.calendar import offline_trading_days
+from gogooku3.jpx.calendar import TradingCalendar, offline_trading_days
 from gogooku3.lake import catalog
-from spark_jobs.features import fundamentals, market, peers, sector, series
+from spark_jobs import build_features
+from spark_jobs.features import flows, fundamentals, market, peers, sector, series
+from spark_jobs.features.inputs import BuildInputs
 from spark_jobs.features.sessions import CALENDAR_ANCHOR
 
 pytestmark = pytest.mark.spark
@@ -191,14 +193,16 @@ def sdata(spark, pdata):
     }
 
 
-def per_code(df, topix):
-    """The build's per-code pass over every row (its series features, returns, volume)."""
-    return series.series_features(df, market.market_series(topix), DAYS, DAYS[0], DAYS[0])
+def per_code(df, topix, sources=None):
+    """The build's per-code pass over every row (its series and as-of features, returns)."""
+    return series.series_features(df, market.market_series(topix), DAYS, DAYS[0], DAYS[0],
+                                  sources)
 
 
 @pytest.fixture(scope="module")
 def ser(sdata):
-    return per_code(sdata["df"], sdata["topix"]).cache()
+    sources = {"margin": sdata["margin"], "statements": sdata["statements"]}
+    return per_code(sdata["df"], sdata["topix"], sources).cache()
 
 
 # ---- reference computations ----------------------------------------------------------
@@ -281,9 +285,9 @@ def test_market_features_match_numpy(ser, pdata):
 
 
 def test_sector_features_use_membership_as_of_each_date(sdata, pdata, ser):
-    got = frame(sector.sector_features(ser, sdata["master"], DAYS[0]))
-    assert len(got) == T * N and set(sector.FEATURES) <= set(got.columns)
-    assert not [c for c in got.columns if c.startswith("_")]
+    got = frame(sector.add_sector_features(ser, ser, sdata["master"]))
+    assert len(got) == T * N
+    assert list(got.columns) == [*ser.columns, *sector.FEATURES]  # no helper column left
     master = pdata["master"]
     member = pd.DataFrame(None, index=DAYS, columns=CODES, dtype=object)
     for _, row in master.iterrows():
@@ -327,7 +331,7 @@ def test_sector_features_use_membership_as_of_each_date(sdata, pdata, ser):
 
 
 def test_flow_features_take_the_latest_publication_usable_on_each_date(sdata, pdata):
-    got = frame(fundamentals.add_flow_features(sdata["df"], sdata["flows"]))
+    got = frame(flows.add_flow_features(sdata["df"], sdata["flows"]))
     f = pdata["flows"]
     weekly = f.groupby(["date", "start_date"], as_index=False).agg(
         published_date=("published_date", "max"), tot=("total_turnover", "sum"),
@@ -350,7 +354,7 @@ def test_flow_features_take_the_latest_publication_usable_on_each_date(sdata, pd
     per_date["date"] = per_date["date"].dt.date
     per_date = per_date.set_index("date")
     expected = {c: long(pd.DataFrame({code: per_date[c] for code in CODES}), c)
-                for c in fundamentals.FLOW_FEATURES}
+                for c in flows.FEATURES}
     check(got, expected)
     # the day before a publication becomes usable still shows the previous week
     d = DAYS[7]
@@ -360,9 +364,8 @@ def test_flow_features_take_the_latest_publication_usable_on_each_date(sdata, pd
         DAYS[6] - (DAYS[2] - dt.timedelta(days=1))).days
 
 
-def test_margin_features_as_of_usable_date_per_code(sdata, pdata, ser):
-    got = frame(fundamentals.add_margin_features(ser.select("date", "code", "_adv20"),
-                                                 sdata["margin"]))
+def test_margin_features_as_of_usable_date_per_code(pdata, ser):
+    got = frame(ser.select("date", "code", *fundamentals.MARGIN_FEATURES))
     m = pdata["margin"].sort_values(["code", "date", "as_of_date"]).copy()
     m["prev_long"] = m.groupby("code")["long_volume"].shift()
     m["prev_short"] = m.groupby("code")["short_volume"].shift()
@@ -419,8 +422,8 @@ def _ref_statement_metrics(st: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def test_statement_features_as_of_effective_date(sdata, pdata):
-    got = frame(fundamentals.add_statement_features(sdata["df"], sdata["statements"]))
+def test_statement_features_as_of_effective_date(pdata, ser):
+    got = frame(ser.select("date", "code", *fundamentals.STATEMENT_FEATURES))
     ref = _ref_statement_metrics(pdata["statements"])
     ref = ref.sort_values(["date", "disclosed_at", "disc_no"])
     ref["date"] = pd.to_datetime(ref["date"])
@@ -497,11 +500,15 @@ def test_peer_graph_from_a_later_start_reproduces_the_same_snapshots(ser, pdata)
 
 
 def test_peer_features_use_latest_snapshot_and_peer_returns_of_the_day(ser, pdata):
-    graph_s = peers.build_peer_graph(ser, DAYS, k=3, window=20, cadence=10)
-    graph = graph_s.toPandas()
-    got = frame(peers.peer_features(ser.select("date", "code", "_r1", "_r5"), graph_s))
-    r1, r5 = ref_returns(pdata["prices"], 1), ref_returns(pdata["prices"], 5)
+    graph = peers.build_peer_graph(ser, DAYS, k=3, window=20, cadence=10).toPandas()
     snaps = sorted(graph["date"].unique())
+    serve = peers.serving_snapshots(DAYS, snaps)
+    assert min(serve) == snaps[0] and serve[DAYS[-1]] == snaps[-1]
+    rets = frame(ser.select("date", "code", "_r1", "_r5"))
+    rets = rets[rets["date"].isin(serve)].sample(frac=1.0, random_state=5)  # any row order
+    got = pd.concat([rows[["date", "code"]].assign(**peers.peer_stats(rows, graph[graph["date"] == s]))
+                     for s, rows in rets.groupby(rets["date"].map(serve))])
+    r1, r5 = ref_returns(pdata["prices"], 1), ref_returns(pdata["prices"], 5)
     exp = {c: pd.DataFrame(np.nan, index=DAYS, columns=CODES) for c in peers.FEATURES}
     for d in DAYS:
         past = [s for s in snaps if s <= d]
@@ -516,34 +523,36 @@ def test_peer_features_use_latest_snapshot_and_peer_returns_of_the_day(ser, pdat
             exp["peer_ret_5d_var"].loc[d, code] = np.var(v5, ddof=1) if len(v5) >= 2 else np.nan
             exp["peer_corr_mean"].loc[d, code] = e["corr"].mean()
     check(got, {c: long(v, c) for c, v in exp.items()}, rtol=1e-9)
-    assert got[got["date"] < snaps[0]]["peer_ret_5d_mean"].isna().all()
 
 
 # ---- point in time -------------------------------------------------------------------
 
 
-def _all_groups(spark, prices, topix, master, flows, margin, statements):
-    df = to_spark(spark, _base_rows(prices), "silver.equities_prices_daily")
-    t = to_spark(spark, topix.assign(open=1.0, high=1.0, low=1.0), "silver.indices_topix_daily")
-    out = per_code(df, t).cache()
-    keys = ["date", "code"]
-    graph = peers.build_peer_graph(out, DAYS, k=3, window=20, cadence=10)
-    for part in (
-        sector.sector_features(out, to_spark(spark, master, "silver.equities_master_asof"),
-                               DAYS[0]),
-        fundamentals.add_flow_features(out.select(keys), to_spark(spark, flows,
-                                                                   "silver.investor_flows")),
-        fundamentals.add_margin_features(out.select(*keys, "_adv20"),
-                                         to_spark(spark, margin, "silver.margin_interest")),
-        fundamentals.add_statement_features(
-            out.select(keys), to_spark(spark, statements, "silver.fins_statements")),
-        peers.peer_features(out.select(*keys, "_r1", "_r5"), graph),
-    ):
-        out = out.join(part.drop("_adv20"), on=keys, how="left")
-    feats = market.FEATURES + sector.FEATURES + fundamentals.FEATURES + peers.FEATURES
-    pdf = out.filter(f"date <= '{CUT}'").select("date", "code", *feats).toPandas()
-    return pdf.sort_values(["date", "code"]).reset_index(drop=True), graph.filter(
-        f"date <= '{CUT}'").toPandas().sort_values(["date", "code", "rank"]).reset_index(drop=True)
+def _all_groups(spark, prices, topix, master, flow_rows, margin, statements):
+    """The build's passes (``build_features.compose``) over the whole hand-built market:
+    normalized features and peer graph of the dates up to ``CUT``."""
+    silver = {"silver.investor_flows": flow_rows, "silver.margin_interest": margin,
+              "silver.fins_statements": statements, "silver.equities_master_asof": master}
+    sdf = {k: to_spark(spark, v, k) for k, v in silver.items()}
+    inputs = BuildInputs(
+        start=DAYS[0], end=DAYS[-1], read_from=DAYS[0], dates=DAYS,
+        prices=to_spark(spark, _base_rows(prices), "silver.equities_prices_daily"),
+        topix=to_spark(spark, topix.assign(open=1.0, high=1.0, low=1.0),
+                       "silver.indices_topix_daily"),
+        master_asof=sdf["silver.equities_master_asof"], flows=sdf["silver.investor_flows"],
+        margin=sdf["silver.margin_interest"], statements=sdf["silver.fins_statements"])
+    settings = build_features.BuildSettings(build_features.catalogue_features(),
+                                            {"k": 3, "window": 20, "cadence": 10},
+                                            TradingCalendar())
+    feats, graph, cached = build_features.compose(inputs, settings)
+    try:
+        pdf = feats.filter(f"date <= '{CUT}'").toPandas()
+        g = graph.filter(f"date <= '{CUT}'").toPandas()
+    finally:
+        for df in cached:
+            df.unpersist()
+    return (pdf.sort_values(["date", "code"]).reset_index(drop=True),
+            g.sort_values(["date", "code", "rank"]).reset_index(drop=True))
 
 
 def test_changing_everything_after_a_date_leaves_earlier_features_bit_identical(spark, pdata):
@@ -557,5 +566,7 @@ def test_changing_everything_after_a_date_leaves_earlier_features_bit_identical(
     assert len(before) == (DAYS.index(CUT) + 1) * N
     pd.testing.assert_frame_equal(before, after, check_exact=True)
     pd.testing.assert_frame_equal(g_before, g_after, check_exact=True)
-    for col in before.columns[2:]:
+    context = (market.FEATURES + sector.FEATURES + flows.FEATURES + fundamentals.MARGIN_FEATURES
+               + fundamentals.STATEMENT_FEATURES + peers.FEATURES)
+    for col in context:
         assert before[col].notna().any(), f"{col} is never computed"
