@@ -92,20 +92,48 @@ def _as_of(keys: pd.DataFrame, events: pd.DataFrame, ties: list[str]) -> pd.Data
     return got.sort_values("_pos").reset_index(drop=True)
 
 
+#: "1w" margin changes compare with the code's latest record dated at least this many
+#: calendar days earlier: the previous week's record in the weekly era (records 6-8 days
+#: apart), the record about a week back in the daily era (from 2026-09-25)
+WEEK_BACK_DAYS = 6
+
+
+def _week_back(m: pd.DataFrame) -> pd.DataFrame:
+    """For each row of ``m`` (``code``, ``_asof``, balances), the balances of the code's
+    latest record with ``_asof <= row._asof - WEEK_BACK_DAYS`` (NaN where there is none)
+    as ``prev_long``/``prev_short``, aligned with ``m``."""
+    left = pd.DataFrame({"code": m["code"].to_numpy(),
+                         "_key": m["_asof"].to_numpy() - np.timedelta64(WEEK_BACK_DAYS, "D"),
+                         "_pos": np.arange(len(m))})
+    right = (m[["code", "_asof", "long_volume", "short_volume"]].dropna(subset=["_asof"])
+             .drop_duplicates(["code", "_asof"], keep="last")
+             .rename(columns={"_asof": "_key", "long_volume": "prev_long",
+                              "short_volume": "prev_short"}))
+    known = left["_key"].notna()
+    got = pd.merge_asof(left[known].sort_values("_key", kind="stable"),
+                        right.sort_values("_key", kind="stable"), on="_key", by="code",
+                        direction="backward", allow_exact_matches=True)
+    out = pd.DataFrame({"prev_long": np.nan, "prev_short": np.nan}, index=np.arange(len(m)))
+    out.loc[got["_pos"].to_numpy(), ["prev_long", "prev_short"]] = got[
+        ["prev_long", "prev_short"]].to_numpy(dtype=float, na_value=np.nan)
+    return out
+
+
 def margin_features(keys: pd.DataFrame, margin: pd.DataFrame) -> dict[str, np.ndarray]:
     """``MARGIN_FEATURES`` for the rows of ``keys`` (``date``, ``code``, ``_adv20``) from
     ``margin`` (``silver.margin_interest`` rows of the same codes: ``code``, ``date``,
     ``MARGIN_COLUMNS``), aligned with ``keys``.
 
-    Week-on-week changes compare with the code's previous margin row (ordered by
-    ``date, as_of_date``; also usable by then). ``_adv20`` is the average raw volume of
+    Week-on-week changes compare with the code's latest record dated
+    ``WEEK_BACK_DAYS`` or more before (published no later, so also usable by then). ``_adv20`` is the average raw volume of
     the code's last 20 rows up to ``T`` (margin balances are raw shares too).
     """
     m = margin[["code", "date", *MARGIN_COLUMNS]].copy()
     m["_asof"] = _day(m["as_of_date"]).to_numpy()
     m = m.assign(_t=_day(m["date"]).to_numpy()).sort_values(["code", "_t", "_asof"], kind="stable")
-    prev = m.groupby("code", sort=False)[["long_volume", "short_volume"]].shift(1)
-    m["prev_long"], m["prev_short"] = prev["long_volume"], prev["short_volume"]
+    prev = _week_back(m.reset_index(drop=True))
+    m = m.reset_index(drop=True)
+    m["prev_long"], m["prev_short"] = prev["prev_long"].to_numpy(), prev["prev_short"].to_numpy()
     got = _as_of(keys, m.drop(columns="_t"), ["_asof"])
     lv, sv = _num(got, "long_volume"), _num(got, "short_volume")
     pl, ps = _num(got, "prev_long"), _num(got, "prev_short")

@@ -68,3 +68,34 @@ def test_files_without_pubdate_land_in_the_derived_publication_partition(tmp_pat
     assert t.column("PubDate").to_pylist() == [None, d(2026, 9, 28)]  # kept as received
     with pytest.raises(BronzeError, match="trading calendar"):
         load_files(tmp_path, [ep], d(2026, 9, 1), d(2026, 10, 31), ingested_at=now)
+
+
+def test_daily_era_week_on_week_margin_change_compares_with_the_record_a_week_back():
+    from spark_jobs.features.fundamentals import margin_features
+
+    records = CAL.trading_days(d(2026, 10, 1), d(2026, 10, 30))  # daily era: one per day
+    margin = pd.DataFrame({
+        "code": "13010", "date": [CAL.shift(r, 1) for r in records], "as_of_date": records,
+        "long_volume": [1000.0 + 10 * i for i in range(len(records))],
+        "short_volume": [500.0] * len(records)})
+    day = d(2026, 10, 27)  # Tuesday: uses Monday 26th's record
+    keys = pd.DataFrame({"date": [day], "code": ["13010"], "_adv20": [1e4]})
+    got = margin_features(keys, margin)
+    now = margin.set_index("as_of_date").loc[d(2026, 10, 26), "long_volume"]
+    week_ago = margin.set_index("as_of_date").loc[d(2026, 10, 20), "long_volume"]  # Tue 20th
+    assert got["margin_long_chg_1w"][0] == pytest.approx(now / week_ago - 1)
+    assert got["margin_short_chg_1w"][0] == pytest.approx(0.0)
+
+
+def test_weekly_era_margin_change_compares_with_the_previous_week_even_after_a_holiday():
+    from spark_jobs.features.fundamentals import margin_features
+
+    # Friday records, but Thu 2026-09-17 stands in for a week (as if Fri were closed)
+    records = [d(2026, 9, 4), d(2026, 9, 11), d(2026, 9, 17)]
+    margin = pd.DataFrame({"code": "13010", "date": [d(2026, 9, 8), d(2026, 9, 15),
+                                                     d(2026, 9, 24)],
+                           "as_of_date": records, "long_volume": [100.0, 200.0, 300.0],
+                           "short_volume": [50.0, 50.0, 50.0]})
+    keys = pd.DataFrame({"date": [d(2026, 9, 24)], "code": ["13010"], "_adv20": [1e4]})
+    got = margin_features(keys, margin)
+    assert got["margin_long_chg_1w"][0] == pytest.approx(300.0 / 200.0 - 1)
