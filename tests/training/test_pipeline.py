@@ -125,16 +125,23 @@ def test_date_without_features_fails_naming_it(trained, lake_env):
         pipeline.predict(sunday.isoformat())
 
 
-def test_predict_without_champion_exits_3(lake_env, tmp_path, capsys):
+@contextlib.contextmanager
+def _empty_tracking_store(tmp_path):
+    """MLFLOW_TRACKING_URI on an empty SQLite store for the block, then back."""
     old = os.environ["MLFLOW_TRACKING_URI"]
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/empty.db"
     get_settings.cache_clear()
     try:
-        rc = cli.main(["predict", "--date", lake_env["days"][-1].isoformat()])
+        yield
     finally:
         os.environ["MLFLOW_TRACKING_URI"] = old
         get_settings.cache_clear()
         mlflow.set_tracking_uri(old)
+
+
+def test_predict_without_champion_exits_3(lake_env, tmp_path, capsys):
+    with _empty_tracking_store(tmp_path):
+        rc = cli.main(["predict", "--date", lake_env["days"][-1].isoformat()])
     assert rc == 3
     assert "no champion registered for atft_gat_fan: train first" in capsys.readouterr().err
 
@@ -150,14 +157,7 @@ def test_baselines_command_prints_the_table_train_printed(trained, capsys):
 
 
 def test_baselines_command_without_a_table_fails_naming_the_experiment(tmp_path, capsys):
-    old = os.environ["MLFLOW_TRACKING_URI"]
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/empty.db"
-    get_settings.cache_clear()
-    try:
+    with _empty_tracking_store(tmp_path):
         rc = cli.main(["baselines"])
-    finally:
-        os.environ["MLFLOW_TRACKING_URI"] = old
-        get_settings.cache_clear()
-        mlflow.set_tracking_uri(old)
     assert rc == 2
     assert "no CV run with a baselines table" in capsys.readouterr().err
