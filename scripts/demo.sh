@@ -78,10 +78,10 @@ print(json.dumps({"phase": "gat", "overrides": overrides, "start": sys.argv[3], 
 echo "== atft_training_weekly: train on $TRAIN_START..$END (local backend, CPU), baselines, register, promote"
 run_dag atft_training_weekly "$TRAIN_CONF" logs/demo-training-dag.log
 echo "   validation RankIC per horizon (fraction of the simulator's oracle):"
-$G baselines | sed 's/^/   /'
+$G baselines 2>logs/demo-baselines.log | sed 's/^/   /'
 
 echo "== Redis for Feast's online store on $($G config get redis_url)"
-REDIS_STARTED=$($G serve redis start)
+REDIS_STARTED=$($G serve redis start 2>logs/demo-redis.log)
 echo "   $REDIS_STARTED"
 trap 'kill $SERVER 2>/dev/null || true; $G serve redis stop >/dev/null 2>&1 || true' EXIT
 echo "== daily_inference: predictions for $END -> ClickHouse (chdb) -> Feast materialize"

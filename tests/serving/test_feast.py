@@ -140,3 +140,21 @@ def test_a_vector_shorter_than_its_view_is_refused(serving_settings, materialize
     monkeypatch.setattr(feast_store, "vectors", lambda: grown)
     with pytest.raises(ServingError, match="stock_features_vector:cs_z holds vectors of"):
         online_lookup(["72030"], feature_store(serving_settings))
+
+
+def test_export_removes_files_of_an_earlier_layout_and_keeps_current_ones(serving_gold,
+                                                                          tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gogooku3.serving.offline_export import export_source
+
+    days = serving_gold.dates
+    export_source("gold_features", days[0], days[0], tmp_path, serving_gold.lake_root)
+    kept = tmp_path / "gold_features" / f"{days[0].isoformat()}.parquet"
+    old = tmp_path / "gold_features" / "2020-01-06.parquet"  # a per-column export of old
+    pq.write_table(pa.table({"code": ["13010"], "ret_1d_cs_z": [0.1]}), old)
+    written = export_source("gold_features", days[-1], days[-1], tmp_path,
+                            serving_gold.lake_root)
+    assert written == [days[-1]]
+    assert kept.exists() and not old.exists()

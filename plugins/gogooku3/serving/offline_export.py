@@ -68,6 +68,9 @@ def export_source(
 ) -> list[dt.date]:
     """Export ``[start, end]`` of ``source``'s gold table; return the dates written.
 
+    Files of the window's dates that gold no longer has, and files of any date whose
+    schema is not the one written now (an earlier layout), are removed.
+
     Raises ``gogooku3.lake.errors.TableNotFound`` (naming the table) when the gold table
     does not exist; nothing under ``offline_dir`` changes then.
     """
@@ -89,11 +92,17 @@ def export_source(
         tmp = target.with_suffix(".parquet.tmp")
         pq.write_table(out, tmp)
         os.replace(tmp, target)
-    stale = [p for d, p in _date_files(directory).items() if start <= d <= end and d not in dates]
+    files = _date_files(directory)
+    stale = [p for d, p in files.items() if start <= d <= end and d not in dates]
+    if dates:  # Feast reads the directory as one dataset: one schema, today's
+        layout = pq.read_schema(directory / f"{dates[0].isoformat()}.parquet")
+        stale += [p for d, p in files.items() if not start <= d <= end
+                  and not pq.read_schema(p).equals(layout, check_metadata=False)]
     for path in stale:
         path.unlink()
-    log.info("%s: exported %d dates %s..%s to %s (%d stale removed)",
-             table, len(dates), start, end, directory, len(stale))
+    log.info("%s: exported %d dates %s..%s to %s (%d stale removed: dates gone from gold "
+             "or files of an earlier layout)", table, len(dates), start, end, directory,
+             len(stale))
     return dates
 
 
