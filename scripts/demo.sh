@@ -87,15 +87,13 @@ trap 'kill $SERVER 2>/dev/null || true; $G serve redis stop >/dev/null 2>&1 || t
 echo "== daily_inference: predictions for $END -> ClickHouse (chdb) -> Feast materialize"
 run_dag daily_inference "{\"start\": \"$END\", \"end\": \"$END\"}" logs/demo-inference-dag.log
 
-CODES=$(.venv/bin/python -c 'import datetime as dt, sys
-from gogooku3.lake import deltars
-day = dt.date.fromisoformat(sys.argv[1])
-t = deltars.read_table("gold.predictions", columns=["code"], start=day, end=day)
-print(" ".join(sorted(set(t.column("code").to_pylist()))[:3]))' "$END")
-echo "== online lookup (Feast on Redis): gogooku3 serve online --codes $CODES"
-$G serve online --codes $CODES | sed 's/^/   /'
 echo "== SQL (ClickHouse, chdb): gogooku3 serve query top_decile horizon=5 start=$END end=$END --limit 5"
-$G serve query top_decile horizon=5 start="$END" end="$END" --limit 5 | sed 's/^/   /'
+$G serve query top_decile horizon=5 start="$END" end="$END" --limit 5 | tee logs/demo-top-decile.txt \
+  | sed 's/^/   /'
+# the online vectors of the top three, and a code that is not listed (reported missing)
+CODES=$(awk '$1 ~ /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]$/ {print $2}' logs/demo-top-decile.txt | head -3 | xargs)
+echo "== online lookup (Feast on Redis): gogooku3 serve online --codes $CODES 99990"
+$G serve online --codes $CODES 99990 | sed 's/^/   /'
 
 echo "== lake"
 $G lake ls

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -34,12 +35,30 @@ class NoChampionError(LookupError):
     """The registered model has no ``champion`` alias yet."""
 
 
+def artifact_root(uri: str) -> str | None:
+    """Where a ``sqlite:///`` store keeps its artifacts: ``mlartifacts/`` beside the
+    database (a relative path is relative to the working directory, as MLflow reads it),
+    so the store's directory holds the whole store — what the trainer container mounts.
+    ``None`` for other stores (a tracking server decides)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = os.path.abspath(uri.removeprefix("sqlite:///"))
+    return Path(os.path.dirname(db), "mlartifacts").as_uri()
+
+
 def setup_tracking(uri: str | None = None, experiment: str = "atft_gat_fan") -> str:
     """Point MLflow at ``uri`` (default: settings' ``mlflow_tracking_uri``) and select
-    ``experiment``; return the URI. The registry uses the same store."""
+    ``experiment``, creating it with its artifacts under ``artifact_root(uri)``; return
+    the URI. The registry uses the same store."""
     uri = uri or get_settings().mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    root = artifact_root(uri)
+    if root and mlflow.get_experiment_by_name(experiment) is None:
+        try:
+            mlflow.create_experiment(experiment, artifact_location=f"{root}/{experiment}")
+        except MlflowException:  # another process created it first
+            pass
     mlflow.set_experiment(experiment)
     return uri
 
