@@ -102,21 +102,12 @@ def _week_back(m: pd.DataFrame) -> pd.DataFrame:
     """For each row of ``m`` (``code``, ``_asof``, balances), the balances of the code's
     latest record with ``_asof <= row._asof - WEEK_BACK_DAYS`` (NaN where there is none)
     as ``prev_long``/``prev_short``, aligned with ``m``."""
-    left = pd.DataFrame({"code": m["code"].to_numpy(),
-                         "_key": m["_asof"].to_numpy() - np.timedelta64(WEEK_BACK_DAYS, "D"),
-                         "_pos": np.arange(len(m))})
-    right = (m[["code", "_asof", "long_volume", "short_volume"]].dropna(subset=["_asof"])
-             .drop_duplicates(["code", "_asof"], keep="last")
-             .rename(columns={"_asof": "_key", "long_volume": "prev_long",
-                              "short_volume": "prev_short"}))
-    known = left["_key"].notna()
-    got = pd.merge_asof(left[known].sort_values("_key", kind="stable"),
-                        right.sort_values("_key", kind="stable"), on="_key", by="code",
-                        direction="backward", allow_exact_matches=True)
-    out = pd.DataFrame({"prev_long": np.nan, "prev_short": np.nan}, index=np.arange(len(m)))
-    out.loc[got["_pos"].to_numpy(), ["prev_long", "prev_short"]] = got[
-        ["prev_long", "prev_short"]].to_numpy(dtype=float, na_value=np.nan)
-    return out
+    keys = pd.DataFrame({"code": m["code"].to_numpy(),
+                         "date": m["_asof"] - pd.Timedelta(days=WEEK_BACK_DAYS)})
+    records = pd.DataFrame({"code": m["code"].to_numpy(), "date": m["_asof"].to_numpy(),
+                            "prev_long": m["long_volume"].to_numpy(),
+                            "prev_short": m["short_volume"].to_numpy()})
+    return _as_of(keys, records, [])[["prev_long", "prev_short"]]
 
 
 def margin_features(keys: pd.DataFrame, margin: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -131,8 +122,8 @@ def margin_features(keys: pd.DataFrame, margin: pd.DataFrame) -> dict[str, np.nd
     m = margin[["code", "date", *MARGIN_COLUMNS]].copy()
     m["_asof"] = _day(m["as_of_date"]).to_numpy()
     m = m.assign(_t=_day(m["date"]).to_numpy()).sort_values(["code", "_t", "_asof"], kind="stable")
-    prev = _week_back(m.reset_index(drop=True))
     m = m.reset_index(drop=True)
+    prev = _week_back(m)
     m["prev_long"], m["prev_short"] = prev["prev_long"].to_numpy(), prev["prev_short"].to_numpy()
     got = _as_of(keys, m.drop(columns="_t"), ["_asof"])
     lv, sv = _num(got, "long_volume"), _num(got, "short_volume")
