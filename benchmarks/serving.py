@@ -5,7 +5,7 @@
 1. Online lookup: gold.features and gold.predictions for ``--codes`` codes (the full
    catalogue schema, written with delta-rs into a temporary lake) are materialized into a
    private redis-server; then requests of 1, 100 and all codes for every served value
-   (``feast_store.feature_refs()``: the packed z-score, raw and forecast vectors and the
+   (``feature_views.online_refs()``: the packed z-score, raw and forecast vectors and the
    model labels, 144 numbers per code) are timed
    through Feast (``FeatureStore.get_online_features(...).to_dict()``) and through
    ``online_lookup`` (the same plus the per-code rows the CLI prints), against reading the
@@ -90,7 +90,13 @@ def online(n_codes: int, repeat: int) -> list[tuple[str, int, float, float]]:
 def _online(tmp: Path, codes: list[str], dates: list[dt.date], repeat: int):
     from gogooku3.lake import deltars
     from gogooku3.serving import feast_store
-    from gogooku3.serving.feature_views import CS_Z_VIEW, FORECAST_VIEW, RAW_VIEW, view_columns
+    from gogooku3.serving.feature_views import (
+        CS_Z_VIEW,
+        FORECAST_VIEW,
+        RAW_VIEW,
+        online_refs,
+        view_columns,
+    )
     from gogooku3.serving.redis_server import RedisServer, free_port
     from gogooku3.settings import load_settings
 
@@ -106,7 +112,7 @@ def _online(tmp: Path, codes: list[str], dates: list[dt.date], repeat: int):
         print(f"materialize {n_codes} codes x 3 dates: {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
         store = feast_store.feature_store(settings)
-        refs = feast_store.feature_refs()
+        refs = online_refs()
         feat_cols = [*view_columns()[CS_Z_VIEW], *view_columns()[RAW_VIEW]]
         pred_cols = list(view_columns()[FORECAST_VIEW])
         rows = []

@@ -13,7 +13,6 @@ from sv_market import DELISTED
 from gogooku3.serving import feast_store
 from gogooku3.serving.feast_store import (
     ServingError,
-    feature_refs,
     feature_store,
     materialize,
     online_lookup,
@@ -22,6 +21,7 @@ from gogooku3.serving.feature_views import (
     CS_Z_VIEW,
     FORECAST_VIEW,
     RAW_VIEW,
+    online_refs,
     online_views,
     vectors,
     view_columns,
@@ -119,7 +119,7 @@ def test_an_emptied_online_store_is_whole_after_one_materialize(
 
 def test_vector_views_name_their_elements_in_catalogue_order(serving_settings, materialized):
     store = feature_store(serving_settings)
-    out = store.get_online_features(features=feature_refs(),
+    out = store.get_online_features(features=online_refs(),
                                     entity_rows=[{"code": "72030"}]).to_dict()
     for wide, vec in vectors().items():
         names = store.get_feature_view(vec.view).tags[f"{vec.field}_columns"].split(",")

@@ -179,11 +179,6 @@ class OnlineResult:
     names: dict[str, tuple[str, ...]]
 
 
-def feature_refs() -> list[str]:
-    """The ``view:field`` references of one online request (every packed vector and label)."""
-    return online_refs()
-
-
 def _date_of(seconds: int) -> dt.date | None:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).date() if seconds else None
 
