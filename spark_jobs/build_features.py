@@ -98,6 +98,7 @@ class FeatureFrames:
     """Lazy DataFrames of one build and the dates each one replaces."""
 
     features: DataFrame
+    feature_keys: DataFrame
     labels: DataFrame
     peer_graph: DataFrame
     feature_dates: list[dt.date]
@@ -138,10 +139,12 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     return BuildSettings(catalogue_features(), pg, TradingCalendar.from_lake(lake_root))
 
 
-def compose(inputs: BuildInputs, settings: BuildSettings) -> tuple[DataFrame, DataFrame, list[DataFrame]]:
+def compose(inputs: BuildInputs,
+            settings: BuildSettings) -> tuple[DataFrame, DataFrame, DataFrame, list[DataFrame]]:
     """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
-    normalized per date; also returns the peer graph and the frames this build cached (to
-    unpersist once its tables are written).
+    normalized per date; also returns their keys (``date, code``, from the input of the
+    one-row-per-row cross-sectional pass, cheap to check), the peer graph and the frames
+    this build cached (to unpersist once its tables are written).
 
     Passes: (1) per code, one grouped pass over the look-back (price rows cogrouped with
     the code's margin and statement rows) computes every per-code group plus the trailing
@@ -183,12 +186,12 @@ def compose(inputs: BuildInputs, settings: BuildSettings) -> tuple[DataFrame, Da
         rows = rows.select("*", *[F.lit(None).cast("double").alias(n) for n in flows.FEATURES])
     else:
         rows = flows.add_flow_features(rows, inputs.flows)
+    rows = rows.select("date", "code", *[n for n in settings.names if n not in peers.FEATURES],
+                       *crosssection.RETURNS)
     features = crosssection.cross_sectional_pass(
-        rows.select("date", "code", *[n for n in settings.names if n not in peers.FEATURES],
-                    *crosssection.RETURNS),
-        graph, [s for s, _ in snaps], [d for d in dates if d >= start], settings.names)
+        rows, graph, [s for s, _ in snaps], [d for d in dates if d >= start], settings.names)
     in_range = (F.col("date") >= F.lit(start)) & (F.col("date") <= F.lit(inputs.end))
-    return features, graph.filter(in_range), [ser, graph]
+    return features, rows.select("date", "code"), graph.filter(in_range), [ser, graph]
 
 
 def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
@@ -212,7 +215,7 @@ def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSetti
         groups = code_groups()
         log.warning("feature build %s..%s: null groups: %s", start, end, "; ".join(
             f"{g} ({len(groups[g])} features: {why})" for g, why in inputs.absent.items()))
-    features, graph, cached = compose(inputs, settings)
+    features, keys, graph, cached = compose(inputs, settings)
 
     # labels: the build's days plus earlier days (within the longest horizon) that have features
     back = cal.shift(days[0], -max(HORIZONS))
@@ -228,7 +231,7 @@ def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSetti
                                        horizon_end, lake_root=lake_root)
     labels = compute_labels(label_prices, label_dates[0], horizon_end).filter(
         F.col("date").isin(label_dates))
-    return FeatureFrames(features, labels, graph, days, label_dates, cached)
+    return FeatureFrames(features, keys, labels, graph, days, label_dates, cached)
 
 
 def run(spark: SparkSession, start: dt.date, end: dt.date, lake_root: str | None = None,
@@ -265,12 +268,15 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
     frames = plan(spark, start, end, settings, lake_root)
     rows: dict[str, int | None] = {}
     try:
-        for table, df, dates in (
-            ("gold.features", frames.features, frames.feature_dates),
-            ("gold.labels", frames.labels, frames.label_dates),
-            ("gold.peer_graph", frames.peer_graph, frames.feature_dates),
+        for table, df, dates, keys in (
+            ("gold.features", frames.features, frames.feature_dates, frames.feature_keys),
+            ("gold.labels", frames.labels, frames.label_dates, None),
+            ("gold.peer_graph", frames.peer_graph, frames.feature_dates, None),
         ):
-            rows[table] = spark_io.write_dates(df, table, dates, lake_root=lake_root).rows
+            # the cross-sectional pass emits its groups (consecutive snapshot periods) in
+            # order, each date's rows sorted by code: the features need no sort to cluster
+            rows[table] = spark_io.write_dates(df, table, dates, lake_root=lake_root, keys=keys,
+                                               presorted=keys is not None).rows
     finally:
         frames.release()
     return rows

@@ -46,7 +46,7 @@ def period_frame(rows: pd.DataFrame, edges: pd.DataFrame, features: Sequence[str
 
 def cross_sectional_pass(rows: DataFrame, graph: DataFrame, snapshots: Sequence[dt.date],
                          dates: Sequence[dt.date], features: Sequence[str]) -> DataFrame:
-    """``rows`` (``date``, ``code``, every raw feature of ``features`` but ``peers.FEATURES``,
+    """One row out per row in: ``rows`` (``date``, ``code``, every raw feature of ``features`` but ``peers.FEATURES``,
     ``RETURNS``; dated among ``dates``) → ``date, code, normalized_names(features)`` as
     float32, with the peer features from ``graph`` (``gold.peer_graph`` rows of
     ``snapshots``): each date uses the latest snapshot on or before it
@@ -61,6 +61,9 @@ def cross_sectional_pass(rows: DataFrame, graph: DataFrame, snapshots: Sequence[
                          *[StructField(c, FloatType()) for c in normalized_names(features)]])
 
     def per_period(pdf: pd.DataFrame, pedges: pd.DataFrame) -> pd.DataFrame:
-        return period_frame(pdf.drop(columns="_snap"), pedges.drop(columns="_snap"), features)
+        out = period_frame(pdf.drop(columns="_snap"), pedges.drop(columns="_snap"), features)
+        if len(out) != len(pdf):  # the build checks the keys of this pass's input
+            raise RuntimeError(f"cross-sectional pass: {len(pdf)} rows in, {len(out)} out")
+        return out
 
     return left.groupBy("_snap").cogroup(edges.groupBy("_snap")).applyInPandas(per_period, schema)

@@ -184,3 +184,36 @@ def test_a_clustered_table_replaces_exactly_its_dates_without_a_partition_per_da
     assert not [p for p in path.iterdir() if p.name.startswith("date=")]
     info = deltars.table_info(PANEL, lake_root=lake_root)
     assert (info.rows, info.first_date, info.last_date, info.dates) == (5, D1, D3, 3)
+
+
+def test_a_clustered_file_is_a_short_run_of_dates_and_a_replace_rewrites_only_its_files(
+        spark, lake_root, monkeypatch):
+    from gogooku3.lake import spec as spec_mod
+
+    # two rows per date and at most four rows per file: each file holds two dates
+    monkeypatch.setattr(spec_mod, "CLUSTERED_FILE_VALUES", 4 * len(PANEL.columns))
+    days = [D1 + dt.timedelta(days=i) for i in range(6)]
+    spark_io.write_dates(panel_df(spark, days, 1.0).coalesce(1), PANEL, days, lake_root=lake_root)
+    files = deltars.data_files(PANEL, lake_root=lake_root)
+    assert len(files) == 3
+    holding = deltars.data_files(PANEL, days[4], days[4], lake_root=lake_root)
+    assert len(holding) == 1
+    spark_io.write_dates(panel_df(spark, [days[4]], 7.0), PANEL, [days[4]], lake_root=lake_root)
+    after = deltars.data_files(PANEL, lake_root=lake_root)
+    assert set(files) - set(holding) <= set(after) and not set(holding) & set(after)
+    got = {(r.date, r.code): r.x for r in spark_io.read_table(spark, PANEL, lake_root=lake_root).collect()}
+    assert len(got) == 12 and got[(days[4], "13010")] == 7.0 and got[(days[5], "13010")] == 1.0
+
+
+def test_a_table_with_reader_features_is_read_through_delta(spark, lake_root):
+    from deltalake import write_deltalake
+
+    rows = topix_rows([D1, D2], 100.0)
+    arrow = pa.Table.from_pylist([dict(zip(TOPIX.column_names, r, strict=True)) for r in rows],
+                                 schema=TOPIX.arrow_schema())
+    write_deltalake(TOPIX.path(lake_root), arrow, partition_by=["date"],
+                    configuration={"delta.enableDeletionVectors": "true"})
+    # deletion vectors would hide rows from a plain Parquet read of the listed files
+    assert deltars.data_files(TOPIX, lake_root=lake_root) is None
+    got = as_set(spark_io.read_table(spark, TOPIX, start=D2, end=D2, lake_root=lake_root))
+    assert got == set(topix_rows([D2], 100.0))

@@ -544,7 +544,7 @@ def _all_groups(spark, prices, topix, master, flow_rows, margin, statements):
     settings = build_features.BuildSettings(build_features.catalogue_features(),
                                             {"k": 3, "window": 20, "cadence": 10},
                                             TradingCalendar())
-    feats, graph, cached = build_features.compose(inputs, settings)
+    feats, _keys, graph, cached = build_features.compose(inputs, settings)
     try:
         pdf = feats.filter(f"date <= '{CUT}'").toPandas()
         g = graph.filter(f"date <= '{CUT}'").toPandas()

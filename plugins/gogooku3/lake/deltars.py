@@ -147,6 +147,42 @@ class TableInfo:
     dates: int
 
 
+def data_files(
+    table: str | TableSpec,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    lake_root: str | None = None,
+) -> list[str] | None:
+    """Absolute URIs of the Parquet files of the current version that may hold rows of
+    ``table`` dated ``start..end``, from the Delta log (partition values, or a clustered
+    file's ``date`` statistics); every file when no range is given.
+
+    ``None`` when the table's protocol has reader features (deletion vectors, column
+    mapping) that a plain Parquet read of these files would ignore. Raises
+    ``TableNotFound`` naming the table if it has not been written.
+    """
+    spec = _spec(table)
+    dt_ = _open(spec, lake_root)
+    protocol = dt_.protocol()
+    if protocol.min_reader_version > 1 or protocol.reader_features:
+        return None
+    actions = pa.table(dt_.get_add_actions(flatten=True))
+    if not actions.num_rows:
+        return []
+    first = last = None  # each file's date range
+    if spec.delta_partitions:
+        first = last = actions.column("partition.date").cast(pa.date32())
+    elif "min.date" in actions.column_names:
+        first, last = actions.column("min.date"), actions.column("max.date")
+    keep = pa.array([True] * actions.num_rows)
+    if last is not None and start is not None:
+        keep = pc.and_(keep, pc.fill_null(pc.greater_equal(last, pa.scalar(start, pa.date32())), True))
+    if first is not None and end is not None:
+        keep = pc.and_(keep, pc.fill_null(pc.less_equal(first, pa.scalar(end, pa.date32())), True))
+    root = dt_.table_uri.rstrip("/")
+    return [f"{root}/{p}" for p in actions.filter(keep).column("path").to_pylist()]
+
+
 def table_dates(table: str | TableSpec, lake_root: str | None = None) -> list[dt.date]:
     """The sorted dates that hold rows of a date-keyed ``table``: from the Delta log's
     partition values (no data read), or for a clustered table from its ``date`` column.

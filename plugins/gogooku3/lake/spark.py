@@ -109,6 +109,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # columns: writing 4,000 rows x 318 doubles per file took 2-4x as long with it
         # (benchmarks/results/spark_floor.md). Readers see no difference.
         "spark.hadoop.parquet.enable.dictionary": "false",
+        # lake reads pass the files the Delta log lists (``spark_io.read_table``): the
+        # driver stats them itself instead of a listing job of one task per file
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
         "spark.driver.memory": settings.spark_driver_memory,
         # Trade dates are DATE columns; keep timestamp semantics independent of the host.
         "spark.sql.session.timeZone": "UTC",

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 
-from gogooku3.lake import catalog, contract
+from gogooku3.lake import catalog, contract, deltars
 from gogooku3.lake.errors import LakeDateError, LakeDuplicateKeyError, TableNotFound
 from gogooku3.lake.spec import TableSpec
 from gogooku3.settings import get_settings
@@ -41,6 +41,8 @@ def write_dates(
     table: str | TableSpec,
     dates: Iterable[dt.date] | None,
     lake_root: str | None = None,
+    keys=None,
+    presorted: bool = False,
 ) -> contract.Commit:
     """Replace ``dates`` of ``table`` with ``df`` atomically; return the new commit.
 
@@ -49,20 +51,37 @@ def write_dates(
     anything: ``LakeSchemaError`` on schema drift, ``LakeDateError`` for rows
     outside ``dates`` or null keys, ``LakeDuplicateKeyError`` for repeated keys.
     Dates owned but absent from ``df`` are emptied (that is what replacing means).
+
+    ``keys``, when given, is a cheaper frame holding exactly ``df``'s key rows (the
+    input of a pass that maps each row to one row): the key checks run on it, and
+    ``df`` is computed once, by the write, instead of being cached for the checks.
+    ``presorted`` says each partition of ``df`` is already in key order (a grouped pass
+    that emits its groups sorted): a clustered write then skips its sort. The order only
+    decides how narrow each file's date range is, never which rows are stored.
     """
     t0 = time.perf_counter()
     spec = _spec(table)
     owned = contract.owned_dates(spec, dates)
-    df = conform(df, spec).persist()
+    df = conform(df, spec)
+    if keys is None:
+        df = df.persist()
     try:
-        _check_rows(df, spec, owned)
+        checked = df if keys is None else keys.select(*[c for c in spec.column_names if c in spec.required])
+        _check_rows(checked, spec, owned)
         path = table_path(spec, lake_root)
         # clustered: each file's rows in key order (its date statistics prune reads and
-        # replaces); one file per partition of df, no shuffle of the wide rows
+        # replaces), at most rows_per_file of them so a file is a short run of dates and
+        # a re-run of a date rewrites little; no shuffle of the wide rows
         clustered = owned is not None and not spec.delta_partitions
-        out = df.sortWithinPartitions(*spec.primary_key) if clustered else df
+        out = df.sortWithinPartitions(*spec.primary_key) if clustered and not presorted else df
         writer = out.write.format("delta").mode("overwrite")
-        if owned is not None:
+        if clustered:
+            writer = writer.option("maxRecordsPerFile", spec.rows_per_file)
+        if clustered and _holds_only(spec, owned, lake_root):
+            # every stored date is replaced: a plain overwrite drops the old files from the
+            # log, where a data predicate would make Delta read them all to keep no row
+            writer = writer.option("overwriteSchema", "false")
+        elif owned is not None:
             writer = writer.partitionBy(*spec.delta_partitions).option(
                 "replaceWhere", contract.replace_predicate(spec, owned)
             )
@@ -70,13 +89,22 @@ def write_dates(
             writer = writer.option("overwriteSchema", "false")
         writer.save(path)
     finally:
-        df.unpersist()
+        if keys is None:
+            df.unpersist()
     commit = last_commit(df.sparkSession, path)
     span = f"{len(owned)} dates {owned[0]}..{owned[-1]}" if owned else "all dates"
     log.info("%s: wrote %s rows for %s -> version %d in %.1f s", spec.name,
              "?" if commit.rows is None else commit.rows, span, commit.version,
              time.perf_counter() - t0)
     return commit
+
+
+def _holds_only(spec: TableSpec, owned: list[dt.date], lake_root: str | None) -> bool:
+    """Whether every date stored in ``spec`` is among ``owned`` (an absent table holds none)."""
+    try:
+        return set(deltars.table_dates(spec, lake_root)) <= set(owned)
+    except TableNotFound:
+        return True
 
 
 def _check_rows(df, spec: TableSpec, owned: list[dt.date] | None) -> None:
@@ -124,24 +152,29 @@ def read_table(
     columns: Sequence[str] | None = None,
     lake_root: str | None = None,
 ):
-    """DataFrame of ``table`` restricted to ``start <= date <= end`` (partition-pruned).
+    """DataFrame of ``table`` restricted to ``start <= date <= end`` (partition-pruned):
+    the Parquet files the Delta log lists for those dates (``deltars.data_files``).
 
     Raises ``TableNotFound`` naming the table if it has not been written.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.utils import AnalysisException
 
     spec = _spec(table)
-    path = table_path(spec, lake_root)
-    try:
-        df = spark.read.format("delta").load(path)
-    except AnalysisException as exc:
-        raise TableNotFound(f"{spec.name}: no Delta table at {path}") from exc
-    if spec.partition_by:
-        if start is not None:
-            df = df.filter(F.col("date") >= F.lit(start))
-        if end is not None:
-            df = df.filter(F.col("date") <= F.lit(end))
-    elif start is not None or end is not None:
+    if not spec.partition_by and (start is not None or end is not None):
         raise LakeDateError(f"{spec.name}: not partitioned by date; read it whole")
+    path = table_path(spec, lake_root)
+    files = deltars.data_files(spec, start, end, lake_root)
+    if files is None:  # reader features: let Delta read it
+        df = spark.read.format("delta").load(path)
+    elif not files:
+        df = spark.createDataFrame([], spec.spark_ddl())
+    else:
+        # the files of the current version, listed from the log by delta-rs: no
+        # Spark-side snapshot and file-filtering jobs per table (a one-date feature build
+        # opened six silver tables in ~20 s); partition values come from the paths
+        df = spark.read.schema(spec.spark_ddl()).option("basePath", path).parquet(*files)
+    if start is not None:
+        df = df.filter(F.col("date") >= F.lit(start))
+    if end is not None:
+        df = df.filter(F.col("date") <= F.lit(end))
     return df.select(*(columns or spec.column_names))

@@ -26,6 +26,9 @@ TYPES: dict[str, tuple[str, pa.DataType]] = {
 #: storage layouts of a table replaced by date
 PARTITIONED = "partitioned"  # one Delta partition (directory) per date
 CLUSTERED = "clustered"  # no Delta partitions; files hold runs of dates, sorted by date
+#: values (rows x columns) a clustered file holds at most, ~32 MiB of float32: replacing a
+#: date rewrites only the files whose date range holds it, so a file stays a bounded run
+CLUSTERED_FILE_VALUES = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,13 @@ class TableSpec:
     def delta_partitions(self) -> tuple[str, ...]:
         """The Delta partition columns of the stored table (none when clustered)."""
         return () if self.storage == CLUSTERED else self.partition_by
+
+    @property
+    def rows_per_file(self) -> int | None:
+        """The most rows a writer puts in one file of a clustered table (``None``: no cap)."""
+        if self.storage != CLUSTERED:
+            return None
+        return max(1, CLUSTERED_FILE_VALUES // len(self.columns))
 
     @property
     def required(self) -> frozenset[str]:
