@@ -263,10 +263,15 @@ def run(spark: SparkSession, start: dt.date, end: dt.date, lake_root: str | None
 
 def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
                  lake_root: str | None) -> dict[str, int | None]:
+    """Check the rows of the chunk's three tables, then write them concurrently (each its
+    own commit, as before): bad rows in any table fail the chunk before any write, and
+    the writes' Delta bookkeeping (snapshots, small jobs, commits) overlaps."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from gogooku3.lake import spark_io
 
     frames = plan(spark, start, end, settings, lake_root)
-    rows: dict[str, int | None] = {}
+    checked: list[spark_io.CheckedWrite] = []
     try:
         for table, df, dates, keys in (
             ("gold.features", frames.features, frames.feature_dates, frames.feature_keys),
@@ -275,11 +280,15 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
         ):
             # the cross-sectional pass emits its groups (consecutive snapshot periods) in
             # order, each date's rows sorted by code: the features need no sort to cluster
-            rows[table] = spark_io.write_dates(df, table, dates, lake_root=lake_root, keys=keys,
-                                               presorted=keys is not None).rows
+            checked.append(spark_io.check_write(df, table, dates, lake_root=lake_root, keys=keys,
+                                                presorted=keys is not None))
+        with ThreadPoolExecutor(len(checked), thread_name_prefix="gold-write") as pool:
+            commits = list(pool.map(spark_io.CheckedWrite.commit, checked))
     finally:
+        for write in checked:
+            write.discard()
         frames.release()
-    return rows
+    return {w.spec.name: c.rows for w, c in zip(checked, commits, strict=True)}
 
 
 def _trade_date(flag: str):

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from gogooku3.lake import catalog, contract, deltars
 from gogooku3.lake.errors import LakeDateError, LakeDuplicateKeyError, TableNotFound
@@ -59,44 +60,82 @@ def write_dates(
     that emits its groups sorted): a clustered write then skips its sort. The order only
     decides how narrow each file's date range is, never which rows are stored.
     """
-    t0 = time.perf_counter()
+    return check_write(df, table, dates, lake_root, keys, presorted).commit()
+
+
+def check_write(df, table: str | TableSpec, dates: Iterable[dt.date] | None,
+                lake_root: str | None = None, keys=None, presorted: bool = False) -> CheckedWrite:
+    """Run the checks of ``write_dates`` now (same arguments and errors) and return the
+    write, stored by its ``commit()``: a job checks all its tables before it writes any."""
     spec = _spec(table)
     owned = contract.owned_dates(spec, dates)
     df = conform(df, spec)
     if keys is None:
         df = df.persist()
+    write = CheckedWrite(df, spec, owned, table_path(spec, lake_root), lake_root,
+                         cached=keys is None, presorted=presorted)
     try:
-        checked = df if keys is None else keys.select(*[c for c in spec.column_names if c in spec.required])
+        checked = df if keys is None else keys.select(
+            *[c for c in spec.column_names if c in spec.required])
         _check_rows(checked, spec, owned)
-        path = table_path(spec, lake_root)
-        # clustered: each file's rows in key order (its date statistics prune reads and
-        # replaces), at most rows_per_file of them so a file is a short run of dates and
-        # a re-run of a date rewrites little; no shuffle of the wide rows
-        clustered = owned is not None and not spec.delta_partitions
-        out = df.sortWithinPartitions(*spec.primary_key) if clustered and not presorted else df
-        writer = out.write.format("delta").mode("overwrite")
-        if clustered:
-            writer = writer.option("maxRecordsPerFile", spec.rows_per_file)
-        if clustered and _holds_only(spec, owned, lake_root):
-            # every stored date is replaced: a plain overwrite drops the old files from the
-            # log, where a data predicate would make Delta read them all to keep no row
-            writer = writer.option("overwriteSchema", "false")
-        elif owned is not None:
-            writer = writer.partitionBy(*spec.delta_partitions).option(
-                "replaceWhere", contract.replace_predicate(spec, owned)
-            )
-        else:
-            writer = writer.option("overwriteSchema", "false")
-        writer.save(path)
-    finally:
-        if keys is None:
-            df.unpersist()
-    commit = last_commit(df.sparkSession, path)
-    span = f"{len(owned)} dates {owned[0]}..{owned[-1]}" if owned else "all dates"
-    log.info("%s: wrote %s rows for %s -> version %d in %.1f s", spec.name,
-             "?" if commit.rows is None else commit.rows, span, commit.version,
-             time.perf_counter() - t0)
-    return commit
+    except BaseException:
+        write.discard()
+        raise
+    return write
+
+
+@dataclass
+class CheckedWrite:
+    """A write of ``df`` into ``spec`` whose rows passed ``check_write``; nothing is stored
+    until ``commit()``. Writes to different tables may commit from concurrent threads."""
+
+    df: object
+    spec: TableSpec
+    owned: list[dt.date] | None
+    path: str
+    lake_root: str | None
+    cached: bool
+    presorted: bool
+    started: float = field(default_factory=time.perf_counter)
+
+    def commit(self) -> contract.Commit:
+        """Store the rows in one Delta commit (``write_dates``); return that commit."""
+        spec, owned = self.spec, self.owned
+        try:
+            # clustered: each file's rows in key order (its date statistics prune reads and
+            # replaces), at most rows_per_file of them so a file is a short run of dates
+            # and a re-run of a date rewrites little; no shuffle of the wide rows
+            clustered = owned is not None and not spec.delta_partitions
+            out = self.df
+            if clustered and not self.presorted:
+                out = out.sortWithinPartitions(*spec.primary_key)
+            writer = out.write.format("delta").mode("overwrite")
+            if clustered:
+                writer = writer.option("maxRecordsPerFile", spec.rows_per_file)
+            if clustered and _holds_only(spec, owned, self.lake_root):
+                # every stored date is replaced: a plain overwrite drops the old files from
+                # the log, where a data predicate would make Delta read them all to keep none
+                writer = writer.option("overwriteSchema", "false")
+            elif owned is not None:
+                writer = writer.partitionBy(*spec.delta_partitions).option(
+                    "replaceWhere", contract.replace_predicate(spec, owned)
+                )
+            else:
+                writer = writer.option("overwriteSchema", "false")
+            writer.save(self.path)
+        finally:
+            self.discard()
+        commit = last_commit(self.df.sparkSession, self.path)
+        span = f"{len(owned)} dates {owned[0]}..{owned[-1]}" if owned else "all dates"
+        log.info("%s: wrote %s rows for %s -> version %d in %.1f s", spec.name,
+                 "?" if commit.rows is None else commit.rows, span, commit.version,
+                 time.perf_counter() - self.started)
+        return commit
+
+    def discard(self) -> None:
+        """Release the rows cached for the checks (also after ``commit``)."""
+        if self.cached:
+            self.df.unpersist()
 
 
 def _holds_only(spec: TableSpec, owned: list[dt.date], lake_root: str | None) -> bool:
