@@ -44,3 +44,10 @@ def test_s3_lake_adds_hadoop_aws_and_keeps_credentials_out_of_spark_conf(monkeyp
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
     assert not any("do-not-log-me" in v for v in conf.values())
+
+
+def test_the_driver_lists_lake_files_itself_only_on_local_disk():
+    key = "spark.sql.sources.parallelPartitionDiscovery.threshold"
+    assert int(spark_conf(load_settings(lake_root="lake"))[key]) >= 10_000
+    # on object storage every file stat is a request: Spark's parallel listing stays
+    assert key not in spark_conf(load_settings(lake_root="s3://bucket/prefix"))

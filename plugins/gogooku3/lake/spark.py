@@ -85,8 +85,13 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     ivy.mkdir(parents=True, exist_ok=True)
     conf_s3 = s3_conf(settings)
     packages = [delta_package(), *([hadoop_aws_package()] if conf_s3 else [])]
+    # lake reads pass the files the Delta log lists (``spark_io.read_table``): on local
+    # disk the driver stats them itself instead of a listing job of one task per file;
+    # on object storage each stat is a request, so Spark's parallel listing stays
+    listing = {} if conf_s3 else {"spark.sql.sources.parallelPartitionDiscovery.threshold": "100000"}
     return {
         **conf_s3,
+        **listing,
         "spark.jars.packages": ",".join(packages),
         "spark.jars.ivy": str(ivy),
         "spark.jars.ivySettings": str(IVY_SETTINGS),
@@ -109,9 +114,6 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # columns: writing 4,000 rows x 318 doubles per file took 2-4x as long with it
         # (benchmarks/results/spark_floor.md). Readers see no difference.
         "spark.hadoop.parquet.enable.dictionary": "false",
-        # lake reads pass the files the Delta log lists (``spark_io.read_table``): the
-        # driver stats them itself instead of a listing job of one task per file
-        "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
         "spark.driver.memory": settings.spark_driver_memory,
         # Trade dates are DATE columns; keep timestamp semantics independent of the host.
         "spark.sql.session.timeZone": "UTC",
