@@ -198,6 +198,9 @@ def test_a_clustered_file_is_a_short_run_of_dates_and_a_replace_rewrites_only_it
     assert len(files) == 3
     holding = deltars.data_files(PANEL, days[4], days[4], lake_root=lake_root)
     assert len(holding) == 1
+    # the log's date statistics tell whether a replace owns every stored date
+    assert deltars.files_within(PANEL, days[0], days[-1], lake_root=lake_root) is True
+    assert deltars.files_within(PANEL, days[4], days[4], lake_root=lake_root) is False
     spark_io.write_dates(panel_df(spark, [days[4]], 7.0), PANEL, [days[4]], lake_root=lake_root)
     after = deltars.data_files(PANEL, lake_root=lake_root)
     assert set(files) - set(holding) <= set(after) and not set(holding) & set(after)

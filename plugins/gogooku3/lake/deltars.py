@@ -169,11 +169,7 @@ def data_files(
     actions = pa.table(dt_.get_add_actions(flatten=True))
     if not actions.num_rows:
         return []
-    first = last = None  # each file's date range
-    if spec.delta_partitions:
-        first = last = actions.column("partition.date").cast(pa.date32())
-    elif "min.date" in actions.column_names:
-        first, last = actions.column("min.date"), actions.column("max.date")
+    first, last = _file_dates(spec, actions)
     keep = pa.array([True] * actions.num_rows)
     if last is not None and start is not None:
         keep = pc.and_(keep, pc.fill_null(pc.greater_equal(last, pa.scalar(start, pa.date32())), True))
@@ -181,6 +177,32 @@ def data_files(
         keep = pc.and_(keep, pc.fill_null(pc.less_equal(first, pa.scalar(end, pa.date32())), True))
     root = dt_.table_uri.rstrip("/")
     return [f"{root}/{p}" for p in actions.filter(keep).column("path").to_pylist()]
+
+
+def files_within(table: str | TableSpec, start: dt.date, end: dt.date,
+                 lake_root: str | None = None) -> bool | None:
+    """Whether every file of ``table`` holds only dates in ``start..end``, from the Delta
+    log's partition values or ``date`` statistics (no data read); ``None`` when a file's
+    range is unknown. Raises ``TableNotFound`` if the table has not been written."""
+    spec = _spec(table)
+    actions = pa.table(_open(spec, lake_root).get_add_actions(flatten=True))
+    if not actions.num_rows:
+        return True
+    first, last = _file_dates(spec, actions)
+    if first is None or first.null_count or last.null_count:
+        return None
+    return (pc.min(first).as_py() >= start) and (pc.max(last).as_py() <= end)
+
+
+def _file_dates(spec: TableSpec, actions: pa.Table):
+    """Each file's first and last date (arrays aligned with ``actions``), or ``(None, None)``
+    when the log holds neither partition values nor ``date`` statistics."""
+    if spec.delta_partitions:
+        dates = actions.column("partition.date").cast(pa.date32())
+        return dates, dates
+    if "min.date" in actions.column_names:
+        return actions.column("min.date"), actions.column("max.date")
+    return None, None
 
 
 def table_dates(table: str | TableSpec, lake_root: str | None = None) -> list[dt.date]:
