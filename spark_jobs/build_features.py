@@ -40,6 +40,11 @@ log = logging.getLogger("spark_jobs.build_features")
 #: trading days built per chunk of a long range (about two years): each chunk reads its own
 #: 260-day look-back, so longer chunks read less twice; memory grows with the chunk
 CHUNK_DAYS = 500
+#: a chunk of at most this many trading days (a daily run, a short catch-up: ~20,000
+#: feature rows at 4,000 stocks, one clustered file) is collected to the driver and
+#: written by delta-rs; a Spark Delta write of so few rows is mostly its snapshot,
+#: file-finding and commit jobs (~20 s of a one-date build for the three tables)
+DRIVER_WRITE_DAYS = 5
 
 
 class FeatureBuildError(ValueError):
@@ -263,23 +268,54 @@ def run(spark: SparkSession, start: dt.date, end: dt.date, lake_root: str | None
 
 def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
                  lake_root: str | None) -> dict[str, int | None]:
-    """Check the rows of the chunk's three tables, then write them concurrently (each its
-    own commit, as before): bad rows in any table fail the chunk before any write, and
-    the writes' Delta bookkeeping (snapshots, small jobs, commits) overlaps."""
+    """Compute, check and write one chunk's three tables: every table's rows are checked
+    before any is written (bad rows fail the chunk with nothing stored), then each is
+    replaced in its own Delta commit."""
+    frames = plan(spark, start, end, settings, lake_root)
+    try:
+        if len(frames.feature_dates) <= DRIVER_WRITE_DAYS:
+            return _write_from_driver(frames, lake_root)
+        return _write_with_spark(frames, lake_root)
+    finally:
+        frames.release()
+
+
+def _gold_writes(frames: FeatureFrames) -> list[tuple[str, DataFrame, list[dt.date]]]:
+    """(table, rows, the dates the write replaces) of a chunk's three gold tables."""
+    return [("gold.features", frames.features, frames.feature_dates),
+            ("gold.labels", frames.labels, frames.label_dates),
+            ("gold.peer_graph", frames.peer_graph, frames.feature_dates)]
+
+
+def _write_from_driver(frames: FeatureFrames, lake_root: str | None) -> dict[str, int | None]:
+    """A small chunk: collect each table as Arrow (the three jobs run concurrently), check
+    all three on the driver, then write each with delta-rs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gogooku3.lake import deltars
+
+    writes = _gold_writes(frames)
+    with ThreadPoolExecutor(len(writes), thread_name_prefix="gold-collect") as pool:
+        data = list(pool.map(lambda w: w[1].toArrow(), writes))
+    checked = [deltars.check_write(rows, table, dates, lake_root=lake_root)
+               for (table, _, dates), rows in zip(writes, data, strict=True)]
+    return {w.spec.name: w.commit().rows for w in checked}
+
+
+def _write_with_spark(frames: FeatureFrames, lake_root: str | None) -> dict[str, int | None]:
+    """A long chunk: check the three tables with Spark, then write them concurrently (each
+    its own commit), so their Delta bookkeeping (snapshots, small jobs, commits) overlaps.
+    The features' key checks run on the keys of the cross-sectional pass's input, and its
+    groups come out in date order, each date's rows sorted by code: the wide frame is
+    computed once, by its write, and needs no sort to cluster."""
     from concurrent.futures import ThreadPoolExecutor
 
     from gogooku3.lake import spark_io
 
-    frames = plan(spark, start, end, settings, lake_root)
     checked: list[spark_io.CheckedWrite] = []
     try:
-        for table, df, dates, keys in (
-            ("gold.features", frames.features, frames.feature_dates, frames.feature_keys),
-            ("gold.labels", frames.labels, frames.label_dates, None),
-            ("gold.peer_graph", frames.peer_graph, frames.feature_dates, None),
-        ):
-            # the cross-sectional pass emits its groups (consecutive snapshot periods) in
-            # order, each date's rows sorted by code: the features need no sort to cluster
+        for table, df, dates in _gold_writes(frames):
+            keys = frames.feature_keys if table == "gold.features" else None
             checked.append(spark_io.check_write(df, table, dates, lake_root=lake_root, keys=keys,
                                                 presorted=keys is not None))
         with ThreadPoolExecutor(len(checked), thread_name_prefix="gold-write") as pool:
@@ -287,7 +323,6 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
     finally:
         for write in checked:
             write.discard()
-        frames.release()
     return {w.spec.name: c.rows for w, c in zip(checked, commits, strict=True)}
 
 

@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from gogooku3.jpx.calendar import TradingCalendar
@@ -45,8 +46,9 @@ class FeatureInputError(LakeError, ValueError):
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """Silver frames for one build of ``[start, end]``; ``prices`` covers the look-back,
-    ``dates`` are its dates (sorted, from the Delta log).
+    """Silver frames for one build of ``[start, end]``; ``prices`` and ``topix`` (``date``,
+    ``close``, on the driver) cover the look-back, ``dates`` are its dates (sorted, from
+    the Delta log).
 
     ``flows``/``margin``/``statements`` are ``None`` when their table is absent; ``absent``
     maps each such feature group to the reason."""
@@ -56,7 +58,7 @@ class BuildInputs:
     read_from: dt.date
     dates: list[dt.date]
     prices: DataFrame
-    topix: DataFrame
+    topix: pd.DataFrame
     master_asof: DataFrame
     flows: DataFrame | None
     margin: DataFrame | None
@@ -93,8 +95,12 @@ def read_inputs(
     read_from = cal.trading_days_back(start, LOOKBACK)
     early = read_from - dt.timedelta(days=CONTEXT_HISTORY_DAYS)
 
-    def read(name: str, since: dt.date | None = read_from):
+    def read(name: str, since: dt.date | None = read_from, on_driver: list[str] | None = None):
+        """Spark frame of ``name`` from ``since``, or its ``on_driver`` columns as pandas."""
         try:
+            if on_driver:
+                return deltars.read_table(name, since, end, columns=on_driver,
+                                          lake_root=lake_root).to_pandas()
             if since is None:
                 return spark_io.read_table(spark, name, lake_root=lake_root)
             return spark_io.read_table(spark, name, since, end, lake_root=lake_root)
@@ -110,7 +116,9 @@ def read_inputs(
             f"feature build {start}..{end}: {PRICES} has no rows dated {start}..{end}"
         )
     log.info("inputs: %s from %s (look-back %d trading days) to %s", PRICES, read_from, LOOKBACK, end)
-    topix, master = read("silver.indices_topix_daily"), read("silver.equities_master_asof", None)
+    # a few hundred rows: the driver computes the index series (market.market_series)
+    topix = read("silver.indices_topix_daily", on_driver=["date", "close"])
+    master = read("silver.equities_master_asof", None)
     optional: dict[str, DataFrame | None] = {}
     absent: dict[str, str] = {}
     for name, group in OPTIONAL.items():

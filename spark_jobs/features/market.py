@@ -11,16 +11,16 @@
 
 Stock returns are ``windows.trailing_returns`` of ``adj_close`` over the code's rows (a
 halt does not wipe out the next week's 5-day return; null on a day without a trade).
-``market_series`` is a small Spark job over the index (one partition); its columns are
-broadcast onto the price rows before the per-code pass, where ``market_relative`` runs.
+``market_series`` runs on the driver over the index's few hundred rows (pandas); the
+per-code pass ships it with its function and looks each price row's date up in it, so
+the index costs no Spark job or join; ``market_relative`` runs in that pass.
 Every value on date ``T`` uses prices of dates ``<= T`` only.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
+import pandas as pd
 
 from spark_jobs.features.windows import trailing_sum
 
@@ -45,20 +45,29 @@ BETA_WINDOW = 60
 BETA_MIN_OBS = 40
 
 
-def market_series(topix: DataFrame) -> DataFrame:
-    """``silver.indices_topix_daily`` → ``date`` + ``INDEX_COLUMNS`` (``_mkt_lr{n}`` = log
-    return of the index over ``n`` rows). The index is one small series, so its windows
-    run in one partition (a constant key says so instead of Spark's warning)."""
-    w = Window.partitionBy(F.lit(0)).orderBy("date")
-    c = F.col("close").cast("double")
-    t = topix.select(
-        "date",
-        *[(c / F.lag(c, n).over(w) - 1).alias(f"mkt_ret_{n}d") for n in (1, 5, 20)],
-        *[F.log(c / F.lag(c, n).over(w)).alias(f"_mkt_lr{n}") for n in (20, 60)],
-    )
-    frame = w.rowsBetween(-19, 0)
-    vol = F.when(F.count("mkt_ret_1d").over(frame) == 20, F.stddev_samp("mkt_ret_1d").over(frame))
-    return t.select("date", *[vol.alias(k) if k == "mkt_vol_20d" else F.col(k) for k in INDEX_COLUMNS])
+def market_series(topix: pd.DataFrame) -> pd.DataFrame:
+    """``silver.indices_topix_daily`` rows (``date``, ``close``; the build's read: look-back
+    included) → ``INDEX_COLUMNS`` indexed by ``date`` (``_mkt_lr{n}`` = log return of the
+    index over ``n`` rows). A value on ``T`` uses closes dated ``<= T``; non-finite
+    values (a null close) are NaN, and ``mkt_vol_20d`` needs 20 finite returns."""
+    t = topix.sort_values("date")
+    c = t["close"].to_numpy(dtype=float, na_value=np.nan)
+
+    def ratio(n: int) -> np.ndarray:
+        lagged = np.full_like(c, np.nan)
+        lagged[n:] = c[:-n]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return c / lagged
+
+    out = {f"mkt_ret_{n}d": ratio(n) - 1 for n in (1, 5, 20)}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out |= {f"_mkt_lr{n}": np.log(ratio(n)) for n in (20, 60)}
+    r1, vol = out["mkt_ret_1d"], np.full_like(c, np.nan)
+    if len(c) >= 20:  # sample std of each full 20-row window (NaN if one is missing)
+        vol[19:] = np.lib.stride_tricks.sliding_window_view(r1, 20).std(axis=1, ddof=1)
+    out["mkt_vol_20d"] = vol
+    frame = pd.DataFrame({k: out[k] for k in INDEX_COLUMNS}, index=pd.Index(t["date"], name="date"))
+    return frame.where(np.isfinite(frame))
 
 
 def market_relative(returns: dict[int, np.ndarray], index: dict[str, np.ndarray]

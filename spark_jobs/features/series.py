@@ -116,12 +116,13 @@ def code_series(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
     return pd.DataFrame(cols)
 
 
-def series_features(prices_df: DataFrame, index: DataFrame, dates: list[dt.date],
+def series_features(prices_df: DataFrame, index: pd.DataFrame, dates: list[dt.date],
                     start: dt.date, emit_from: dt.date,
                     sources: Mapping[str, DataFrame | None] | None = None) -> DataFrame:
     """``date, code, FEATURES, CARRIED`` for the rows of ``prices_df`` (silver price rows
     with their look-back, dated among ``dates``) dated ``>= emit_from``; ``index`` is
-    ``market.market_series``; ``sources`` maps the groups of ``ASOF_GROUPS`` to their
+    ``market.market_series`` (shipped with the function: each row looks its date up);
+    ``sources`` maps the groups of ``ASOF_GROUPS`` to their
     silver frames (``silver.margin_interest``, ``silver.fins_statements``; ``None`` or
     missing: the group is null). The trading-day index of ``dates`` is computed here, on
     the driver, and shipped with the function (no calendar in the Python workers)."""
@@ -134,12 +135,16 @@ def series_features(prices_df: DataFrame, index: DataFrame, dates: list[dt.date]
     # a bucket is one pandas frame in a Python worker: more of them for a longer read
     buckets = partitions * -(-len(dates) // BUCKET_DATES)
     bucket = F.pmod(F.xxhash64("code"), F.lit(buckets)).alias("_bucket")
-    rows = prices_df.select(*INPUT_COLUMNS).join(F.broadcast(index), on="date", how="left")
-    rows = rows.select("*", bucket)
+    rows = prices_df.select(*INPUT_COLUMNS, bucket)
+    index = index[market.INDEX_COLUMNS]
+
+    def bucket_rows(pdf: pd.DataFrame) -> pd.DataFrame:
+        return pdf.drop(columns="_bucket").join(index, on="date")
+
     present = [(g, df) for g, df in (sources or {}).items() if df is not None]
     if not present:
         return rows.groupBy("_bucket").applyInPandas(
-            lambda pdf: code_series(pdf.drop(columns="_bucket"), start, emit_from, tidx), schema)
+            lambda pdf: code_series(bucket_rows(pdf), start, emit_from, tidx), schema)
     events = None
     for group, df in present:
         part = df.select("code", "date", *ASOF_GROUPS[group][0], F.lit(group).alias("_src"), bucket)
@@ -148,7 +153,7 @@ def series_features(prices_df: DataFrame, index: DataFrame, dates: list[dt.date]
     def per_bucket(pdf: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
         if pdf.empty:  # a bucket with source rows but no price rows
             return pd.DataFrame({f.name: [] for f in schema.fields})
-        return code_series(pdf.drop(columns="_bucket"), start, emit_from, tidx, ev)
+        return code_series(bucket_rows(pdf), start, emit_from, tidx, ev)
 
     return rows.groupBy("_bucket").cogroup(events.groupBy("_bucket")).applyInPandas(
         per_bucket, schema)

@@ -184,8 +184,7 @@ def pdata():
 def sdata(spark, pdata):
     return {
         "df": to_spark(spark, _base_rows(pdata["prices"]), "silver.equities_prices_daily").cache(),
-        "topix": to_spark(spark, pdata["topix"].assign(open=1.0, high=1.0, low=1.0),
-                          "silver.indices_topix_daily"),
+        "topix": pdata["topix"],
         "master": to_spark(spark, pdata["master"], "silver.equities_master_asof"),
         "flows": to_spark(spark, pdata["flows"], "silver.investor_flows"),
         "margin": to_spark(spark, pdata["margin"], "silver.margin_interest"),
@@ -537,8 +536,7 @@ def _all_groups(spark, prices, topix, master, flow_rows, margin, statements):
     inputs = BuildInputs(
         start=DAYS[0], end=DAYS[-1], read_from=DAYS[0], dates=DAYS,
         prices=to_spark(spark, _base_rows(prices), "silver.equities_prices_daily"),
-        topix=to_spark(spark, topix.assign(open=1.0, high=1.0, low=1.0),
-                       "silver.indices_topix_daily"),
+        topix=topix,
         master_asof=sdf["silver.equities_master_asof"], flows=sdf["silver.investor_flows"],
         margin=sdf["silver.margin_interest"], statements=sdf["silver.fins_statements"])
     settings = build_features.BuildSettings(build_features.catalogue_features(),

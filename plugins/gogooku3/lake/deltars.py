@@ -27,7 +27,8 @@ from gogooku3.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TableNotFound", "read_table", "write_dates", "table_dates", "table_info", "TableInfo"]
+__all__ = ["TableNotFound", "read_table", "write_dates", "check_write", "table_dates",
+           "table_info", "TableInfo"]
 
 
 def _spec(table: str | TableSpec) -> TableSpec:
@@ -94,8 +95,13 @@ def write_dates(
 
     Same contract and errors as ``gogooku3.lake.spark_io.write_dates``.
     """
-    from deltalake import write_deltalake
+    return check_write(data, table, dates, lake_root).commit()
 
+
+def check_write(data: pa.Table, table: str | TableSpec, dates: Iterable[dt.date] | None,
+                lake_root: str | None = None) -> CheckedWrite:
+    """Run the checks of ``write_dates`` now (same arguments and errors) and return the
+    write, stored by its ``commit()``: a job checks all its tables before it writes any."""
     spec = _spec(table)
     owned = contract.owned_dates(spec, dates)
     contract.check_schema(spec, [(f.name, contract.arrow_type_name(f.type)) for f in data.schema])
@@ -106,23 +112,40 @@ def write_dates(
     if owned is not None:
         contract.check_row_dates(spec, pc.unique(data.column("date")).to_pylist(), owned)
     _check_unique(spec, data, owned)
-    path = spec.path(_root(lake_root))
-    if owned is not None:
-        if not spec.delta_partitions:  # clustered: one file, rows in key order
-            data = data.sort_by([(k, "ascending") for k in spec.primary_key])
-        write_deltalake(
-            path,
-            data,
-            mode="overwrite",
-            partition_by=list(spec.delta_partitions) or None,
-            predicate=contract.replace_predicate(spec, owned),
-            storage_options=storage_options(path),
-        )
-    else:
-        write_deltalake(path, data, mode="overwrite", storage_options=storage_options(path))
-    version = _open(spec, lake_root).version()
-    log.info("%s: wrote %d rows -> version %d", spec.name, data.num_rows, version)
-    return contract.Commit(version, data.num_rows)
+    if owned is not None and not spec.delta_partitions:  # clustered: one file, in key order
+        data = data.sort_by([(k, "ascending") for k in spec.primary_key])
+    return CheckedWrite(data, spec, owned, spec.path(_root(lake_root)), lake_root)
+
+
+@dataclass(frozen=True)
+class CheckedWrite:
+    """Rows of ``spec`` that passed ``check_write``; nothing is stored until ``commit()``."""
+
+    data: pa.Table
+    spec: TableSpec
+    owned: list[dt.date] | None
+    path: str
+    lake_root: str | None
+
+    def commit(self) -> contract.Commit:
+        """Store the rows in one Delta commit (``write_dates``); return that commit."""
+        from deltalake import write_deltalake
+
+        spec, path = self.spec, self.path
+        if self.owned is not None:
+            write_deltalake(
+                path,
+                self.data,
+                mode="overwrite",
+                partition_by=list(spec.delta_partitions) or None,
+                predicate=contract.replace_predicate(spec, self.owned),
+                storage_options=storage_options(path),
+            )
+        else:
+            write_deltalake(path, self.data, mode="overwrite", storage_options=storage_options(path))
+        version = _open(spec, self.lake_root).version()
+        log.info("%s: wrote %d rows -> version %d", spec.name, self.data.num_rows, version)
+        return contract.Commit(version, self.data.num_rows)
 
 
 def _check_unique(spec: TableSpec, data: pa.Table, owned: list[dt.date] | None) -> None:
