@@ -118,6 +118,20 @@ def test_a_null_key_is_reported_before_stray_dates_and_duplicates_and_writes_not
         spark_io.read_table(spark, prices, lake_root=lake_root)
 
 
+def test_a_delta_rs_write_checks_first_and_stores_nothing_until_its_commit(lake_root):
+    def arrow(dates):
+        return pa.Table.from_pylist([dict(zip(TOPIX.column_names, r, strict=True))
+                                     for r in topix_rows(dates, 3.0)], schema=TOPIX.arrow_schema())
+
+    good = deltars.check_write(arrow([D1, D2]), TOPIX, [D1, D2], lake_root=lake_root)
+    with pytest.raises(LakeDuplicateKeyError, match="date=2026-11-25"):
+        deltars.check_write(arrow([D3, D3]), TOPIX, [D3], lake_root=lake_root)
+    with pytest.raises(TableNotFound):  # a job checks all its tables before it writes any
+        deltars.read_table(TOPIX, lake_root=lake_root)
+    assert good.commit().rows == 2
+    assert sorted(deltars.read_table(TOPIX, lake_root=lake_root).column("date").to_pylist()) == [D1, D2]
+
+
 def test_spark_and_delta_rs_read_each_others_tables(spark, lake_root):
     bars = catalog.table("silver.equities_prices_daily")
     row = {c: None for c in bars.column_names}
