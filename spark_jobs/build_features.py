@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from gogooku3.jpx.calendar import TradingCalendar
+    from gogooku3.lake.worker_files import WorkerFiles
     from spark_jobs.features.inputs import BuildInputs
 
 log = logging.getLogger("spark_jobs.build_features")
@@ -41,9 +42,8 @@ log = logging.getLogger("spark_jobs.build_features")
 #: 260-day look-back, so longer chunks read less twice; memory grows with the chunk
 CHUNK_DAYS = 500
 #: a chunk of at most this many trading days (a daily run, a short catch-up: ~20,000
-#: feature rows at 4,000 stocks, one clustered file) is collected to the driver and
-#: written by delta-rs; a Spark Delta write of so few rows is mostly its snapshot,
-#: file-finding and commit jobs (~20 s of a one-date build for the three tables)
+#: feature rows at 4,000 stocks, one clustered file) has its features collected to the
+#: driver and written by delta-rs, as labels and peer graph always are (``_build_chunk``)
 DRIVER_WRITE_DAYS = 5
 
 
@@ -144,8 +144,8 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     return BuildSettings(catalogue_features(), pg, TradingCalendar.from_lake(lake_root))
 
 
-def compose(inputs: BuildInputs,
-            settings: BuildSettings) -> tuple[DataFrame, DataFrame, DataFrame, list[DataFrame]]:
+def compose(inputs: BuildInputs, settings: BuildSettings, sink: WorkerFiles | None = None,
+            ) -> tuple[DataFrame, DataFrame, DataFrame, list[DataFrame]]:
     """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
     normalized per date; also returns their keys (``date, code``, from the input of the
     one-row-per-row cross-sectional pass, cheap to check), the peer graph and the frames
@@ -158,7 +158,8 @@ def compose(inputs: BuildInputs,
     peer graph, one group per snapshot; (3) the per-date context — sector aggregates by
     ``(date, sector)`` and the flows of each date — tiny tables broadcast onto the
     build's rows; (4) the cross-sectional pass, one group per snapshot period: peer
-    statistics and normalization (``crosssection``). The wide rows are shuffled twice:
+    statistics and normalization (``crosssection``; with a ``sink`` its workers write the
+    rows as the sink's files and the frame lists them). The wide rows are shuffled twice:
     into the per-code pass and into the cross-sectional one. Each silver table is read
     once. A group whose optional source is absent (``inputs.absent``) is null.
     """
@@ -194,14 +195,16 @@ def compose(inputs: BuildInputs,
     rows = rows.select("date", "code", *[n for n in settings.names if n not in peers.FEATURES],
                        *crosssection.RETURNS)
     features = crosssection.cross_sectional_pass(
-        rows, graph, [s for s, _ in snaps], [d for d in dates if d >= start], settings.names)
+        rows, graph, [s for s, _ in snaps], [d for d in dates if d >= start], settings.names,
+        sink)
     in_range = (F.col("date") >= F.lit(start)) & (F.col("date") <= F.lit(inputs.end))
     return features, rows.select("date", "code"), graph.filter(in_range), [ser, graph]
 
 
 def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
-         lake_root: str | None = None) -> FeatureFrames:
-    """Read silver and build the (lazy) frames of a ``[start, end]`` build; raises
+         lake_root: str | None = None, sink: WorkerFiles | None = None) -> FeatureFrames:
+    """Read silver and build the (lazy) frames of a ``[start, end]`` build (``features``
+    lists the ``sink``'s files when one is given, ``compose``); raises
     ``FeatureBuildError``/``FeatureInputError`` naming what is wrong before any write."""
     from pyspark.sql import functions as F
 
@@ -220,7 +223,7 @@ def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSetti
         groups = code_groups()
         log.warning("feature build %s..%s: null groups: %s", start, end, "; ".join(
             f"{g} ({len(groups[g])} features: {why})" for g, why in inputs.absent.items()))
-    features, keys, graph, cached = compose(inputs, settings)
+    features, keys, graph, cached = compose(inputs, settings, sink)
 
     # labels: the build's days plus earlier days (within the longest horizon) that have features
     back = cal.shift(days[0], -max(HORIZONS))
@@ -270,60 +273,53 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
                  lake_root: str | None) -> dict[str, int | None]:
     """Compute, check and write one chunk's three tables: every table's rows are checked
     before any is written (bad rows fail the chunk with nothing stored), then each is
-    replaced in its own Delta commit."""
-    frames = plan(spark, start, end, settings, lake_root)
+    replaced in its own Delta commit.
+
+    Labels and peer graph (a few columns) are collected to the driver as Arrow, checked
+    there (``deltars.check_write``) and written by delta-rs: Spark's Delta writer spent
+    more in its snapshot, check and rewrite jobs than in writing them. So are the
+    features of a chunk of at most ``DRIVER_WRITE_DAYS``; a longer chunk's features are
+    written by the cross-sectional pass's workers (``worker_files``), their keys checked
+    first on the pass's input, which maps each row to one row (checked in its UDF)."""
+    from gogooku3.lake import catalog
+    from gogooku3.lake.worker_files import WorkerFiles
+
+    small = len(settings.calendar.trading_days(start, end)) <= DRIVER_WRITE_DAYS
+    sink = None if small else WorkerFiles.start(catalog.table("gold.features"), lake_root)
+    frames = plan(spark, start, end, settings, lake_root, sink)
     try:
-        if len(frames.feature_dates) <= DRIVER_WRITE_DAYS:
-            return _write_from_driver(frames, lake_root)
-        return _write_with_spark(frames, lake_root)
+        return _check_and_write(frames, sink, lake_root)
+    except BaseException:
+        if sink is not None:
+            sink.discard()
+        raise
     finally:
         frames.release()
 
 
-def _gold_writes(frames: FeatureFrames) -> list[tuple[str, DataFrame, list[dt.date]]]:
-    """(table, rows, the dates the write replaces) of a chunk's three gold tables."""
-    return [("gold.features", frames.features, frames.feature_dates),
-            ("gold.labels", frames.labels, frames.label_dates),
-            ("gold.peer_graph", frames.peer_graph, frames.feature_dates)]
-
-
-def _write_from_driver(frames: FeatureFrames, lake_root: str | None) -> dict[str, int | None]:
-    """A small chunk: collect each table as Arrow (the three jobs run concurrently), check
-    all three on the driver, then write each with delta-rs."""
+def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
+                     lake_root: str | None) -> dict[str, int | None]:
+    """``_build_chunk``'s checks and writes; the collects (and the workers' pass) run
+    concurrently."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from gogooku3.lake import deltars
+    from gogooku3.lake import deltars, spark_io
 
-    writes = _gold_writes(frames)
-    with ThreadPoolExecutor(len(writes), thread_name_prefix="gold-collect") as pool:
+    writes = [("gold.features", frames.features, frames.feature_dates),
+              ("gold.labels", frames.labels, frames.label_dates),
+              ("gold.peer_graph", frames.peer_graph, frames.feature_dates)]
+    if sink is not None:
+        spark_io.check_keys(frames.feature_keys, "gold.features", frames.feature_dates)
+        writes = writes[1:]
+    with ThreadPoolExecutor(len(writes) + 1, thread_name_prefix="gold") as pool:
+        files = pool.submit(frames.features.collect) if sink is not None else None
         data = list(pool.map(lambda w: w[1].toArrow(), writes))
-    checked = [deltars.check_write(rows, table, dates, lake_root=lake_root)
-               for (table, _, dates), rows in zip(writes, data, strict=True)]
-    return {w.spec.name: w.commit().rows for w in checked}
-
-
-def _write_with_spark(frames: FeatureFrames, lake_root: str | None) -> dict[str, int | None]:
-    """A long chunk: check the three tables with Spark, then write them concurrently (each
-    its own commit), so their Delta bookkeeping (snapshots, small jobs, commits) overlaps.
-    The features' key checks run on the keys of the cross-sectional pass's input, and its
-    groups come out in date order, each date's rows sorted by code: the wide frame is
-    computed once, by its write, and needs no sort to cluster."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from gogooku3.lake import spark_io
-
-    checked: list[spark_io.CheckedWrite] = []
-    try:
-        for table, df, dates in _gold_writes(frames):
-            keys = frames.feature_keys if table == "gold.features" else None
-            checked.append(spark_io.check_write(df, table, dates, lake_root=lake_root, keys=keys,
-                                                presorted=keys is not None))
-        with ThreadPoolExecutor(len(checked), thread_name_prefix="gold-write") as pool:
-            commits = list(pool.map(spark_io.CheckedWrite.commit, checked))
-    finally:
-        for write in checked:
-            write.discard()
-    return {w.spec.name: c.rows for w, c in zip(checked, commits, strict=True)}
+        checked = [deltars.check_write(rows, table, dates, lake_root=lake_root)
+                   for (table, _, dates), rows in zip(writes, data, strict=True)]
+        rows = {}
+        if files is not None:
+            rows["gold.features"] = sink.commit(files.result(), frames.feature_dates).rows
+    return rows | {w.spec.name: w.commit().rows for w in checked}
 
 
 def _trade_date(flag: str):

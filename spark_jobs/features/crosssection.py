@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import FloatType, StructField, StructType
 
+from gogooku3.lake.worker_files import FILE_SCHEMA, WorkerFiles
 from spark_jobs.features import peers
 from spark_jobs.features.local import local_frame
 from spark_jobs.features.normalize import cross_section, normalized_names
@@ -45,12 +46,17 @@ def period_frame(rows: pd.DataFrame, edges: pd.DataFrame, features: Sequence[str
 
 
 def cross_sectional_pass(rows: DataFrame, graph: DataFrame, snapshots: Sequence[dt.date],
-                         dates: Sequence[dt.date], features: Sequence[str]) -> DataFrame:
-    """One row out per row in: ``rows`` (``date``, ``code``, every raw feature of ``features`` but ``peers.FEATURES``,
-    ``RETURNS``; dated among ``dates``) → ``date, code, normalized_names(features)`` as
-    float32, with the peer features from ``graph`` (``gold.peer_graph`` rows of
-    ``snapshots``): each date uses the latest snapshot on or before it
-    (``peers.serving_snapshots``), null where there is none."""
+                         dates: Sequence[dt.date], features: Sequence[str],
+                         sink: WorkerFiles | None = None) -> DataFrame:
+    """One row out per row in: ``rows`` (``date``, ``code``, every raw feature of
+    ``features`` but ``peers.FEATURES``, ``RETURNS``; dated among ``dates``) → ``date, code,
+    normalized_names(features)`` as float32, with the peer features from ``graph``
+    (``gold.peer_graph`` rows of ``snapshots``): each date uses the latest snapshot on or
+    before it (``peers.serving_snapshots``), null where there is none.
+
+    With a ``sink`` the workers write those rows as the sink's files (a group's rows
+    are in key order: dates in order, each sorted by code) and the frame holds one row
+    per file (``worker_files.FILE_SCHEMA``) for ``sink.commit``."""
     features = list(features)
     spark = rows.sparkSession
     serve = peers.serving_snapshots(dates, snapshots)
@@ -66,4 +72,7 @@ def cross_sectional_pass(rows: DataFrame, graph: DataFrame, snapshots: Sequence[
             raise RuntimeError(f"cross-sectional pass: {len(pdf)} rows in, {len(out)} out")
         return out
 
-    return left.groupBy("_snap").cogroup(edges.groupBy("_snap")).applyInPandas(per_period, schema)
+    grouped = left.groupBy("_snap").cogroup(edges.groupBy("_snap"))
+    if sink is None:
+        return grouped.applyInPandas(per_period, schema)
+    return grouped.applyInPandas(sink.wrap(per_period), FILE_SCHEMA)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from gogooku3.lake import catalog, contract
 from gogooku3.lake.errors import LakeDateError, LakeDuplicateKeyError, TableNotFound
-from gogooku3.lake.spec import TableSpec
+from gogooku3.lake.spec import CLUSTERED_FILE_VALUES, TableSpec
 from gogooku3.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def storage_options(path: str) -> dict[str, str] | None:
     return options
 
 
-def _open(spec: TableSpec, lake_root: str | None):
+def open_table(spec: TableSpec, lake_root: str | None):
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
@@ -71,7 +71,7 @@ def read_table(
 ) -> pa.Table:
     """Arrow table of ``table`` with ``start <= date <= end`` (partition-pruned), catalogue order."""
     spec = _spec(table)
-    dataset = _open(spec, lake_root).to_pyarrow_dataset()
+    dataset = open_table(spec, lake_root).to_pyarrow_dataset()
     expr = None
     if start is not None or end is not None:
         if not spec.partition_by:
@@ -112,7 +112,7 @@ def check_write(data: pa.Table, table: str | TableSpec, dates: Iterable[dt.date]
     if owned is not None:
         contract.check_row_dates(spec, pc.unique(data.column("date")).to_pylist(), owned)
     _check_unique(spec, data, owned)
-    if owned is not None and not spec.delta_partitions:  # clustered: one file, in key order
+    if owned is not None and not spec.delta_partitions:  # clustered: files in key order
         data = data.sort_by([(k, "ascending") for k in spec.primary_key])
     return CheckedWrite(data, spec, owned, spec.path(_root(lake_root)), lake_root)
 
@@ -140,10 +140,12 @@ class CheckedWrite:
                 partition_by=list(spec.delta_partitions) or None,
                 predicate=contract.replace_predicate(spec, self.owned),
                 storage_options=storage_options(path),
+                # clustered: files of about 2^23 float32 values, short runs of dates
+                target_file_size=None if spec.delta_partitions else CLUSTERED_FILE_VALUES * 4,
             )
         else:
             write_deltalake(path, self.data, mode="overwrite", storage_options=storage_options(path))
-        version = _open(spec, self.lake_root).version()
+        version = open_table(spec, self.lake_root).version()
         log.info("%s: wrote %d rows -> version %d", spec.name, self.data.num_rows, version)
         return contract.Commit(version, self.data.num_rows)
 
@@ -185,14 +187,14 @@ def data_files(
     ``TableNotFound`` naming the table if it has not been written.
     """
     spec = _spec(table)
-    dt_ = _open(spec, lake_root)
+    dt_ = open_table(spec, lake_root)
     protocol = dt_.protocol()
     if protocol.min_reader_version > 1 or protocol.reader_features:
         return None
     actions = pa.table(dt_.get_add_actions(flatten=True))
     if not actions.num_rows:
         return []
-    first, last = _file_dates(spec, actions)
+    first, last = file_dates(spec, actions)
     keep = pa.array([True] * actions.num_rows)
     if last is not None and start is not None:
         keep = pc.and_(keep, pc.fill_null(pc.greater_equal(last, pa.scalar(start, pa.date32())), True))
@@ -208,16 +210,16 @@ def files_within(table: str | TableSpec, start: dt.date, end: dt.date,
     log's partition values or ``date`` statistics (no data read); ``None`` when a file's
     range is unknown. Raises ``TableNotFound`` if the table has not been written."""
     spec = _spec(table)
-    actions = pa.table(_open(spec, lake_root).get_add_actions(flatten=True))
+    actions = pa.table(open_table(spec, lake_root).get_add_actions(flatten=True))
     if not actions.num_rows:
         return True
-    first, last = _file_dates(spec, actions)
+    first, last = file_dates(spec, actions)
     if first is None or first.null_count or last.null_count:
         return None
     return (pc.min(first).as_py() >= start) and (pc.max(last).as_py() <= end)
 
 
-def _file_dates(spec: TableSpec, actions: pa.Table):
+def file_dates(spec: TableSpec, actions: pa.Table):
     """Each file's first and last date (arrays aligned with ``actions``), or ``(None, None)``
     when the log holds neither partition values nor ``date`` statistics."""
     if spec.delta_partitions:
@@ -235,7 +237,7 @@ def table_dates(table: str | TableSpec, lake_root: str | None = None) -> list[dt
     spec = _spec(table)
     if not spec.partition_by:
         raise LakeDateError(f"{spec.name}: not partitioned by date; it has no dates")
-    return _dates(spec, _open(spec, lake_root))
+    return _dates(spec, open_table(spec, lake_root))
 
 
 def _dates(spec: TableSpec, table) -> list[dt.date]:
@@ -254,7 +256,7 @@ def table_info(table: str | TableSpec, lake_root: str | None = None) -> TableInf
     dates come from its ``date`` column)."""
     spec = _spec(table)
     try:
-        dt_ = _open(spec, lake_root)
+        dt_ = open_table(spec, lake_root)
     except TableNotFound:
         return TableInfo(spec.name, None, 0, None, None, 0)
     actions = pa.table(dt_.get_add_actions(flatten=True))

@@ -42,8 +42,6 @@ def write_dates(
     table: str | TableSpec,
     dates: Iterable[dt.date] | None,
     lake_root: str | None = None,
-    keys=None,
-    presorted: bool = False,
 ) -> contract.Commit:
     """Replace ``dates`` of ``table`` with ``df`` atomically; return the new commit.
 
@@ -52,36 +50,33 @@ def write_dates(
     anything: ``LakeSchemaError`` on schema drift, ``LakeDateError`` for rows
     outside ``dates`` or null keys, ``LakeDuplicateKeyError`` for repeated keys.
     Dates owned but absent from ``df`` are emptied (that is what replacing means).
-
-    ``keys``, when given, is a cheaper frame holding exactly ``df``'s key rows (the
-    input of a pass that maps each row to one row): the key checks run on it, and
-    ``df`` is computed once, by the write, instead of being cached for the checks.
-    ``presorted`` says each partition of ``df`` is already in key order (a grouped pass
-    that emits its groups sorted): a clustered write then skips its sort. The order only
-    decides how narrow each file's date range is, never which rows are stored.
     """
-    return check_write(df, table, dates, lake_root, keys, presorted).commit()
+    return check_write(df, table, dates, lake_root).commit()
 
 
 def check_write(df, table: str | TableSpec, dates: Iterable[dt.date] | None,
-                lake_root: str | None = None, keys=None, presorted: bool = False) -> CheckedWrite:
+                lake_root: str | None = None) -> CheckedWrite:
     """Run the checks of ``write_dates`` now (same arguments and errors) and return the
-    write, stored by its ``commit()``: a job checks all its tables before it writes any."""
+    write, stored by its ``commit()``: a job checks all its tables before it writes any.
+    ``df`` is cached for the checks and the write."""
     spec = _spec(table)
     owned = contract.owned_dates(spec, dates)
-    df = conform(df, spec)
-    if keys is None:
-        df = df.persist()
-    write = CheckedWrite(df, spec, owned, table_path(spec, lake_root), lake_root,
-                         cached=keys is None, presorted=presorted)
+    df = conform(df, spec).persist()
+    write = CheckedWrite(df, spec, owned, table_path(spec, lake_root), lake_root)
     try:
-        checked = df if keys is None else keys.select(
-            *[c for c in spec.column_names if c in spec.required])
-        _check_rows(checked, spec, owned)
+        _check_rows(df, spec, owned)
     except BaseException:
         write.discard()
         raise
     return write
+
+
+def check_keys(keys, table: str | TableSpec, dates: Iterable[dt.date] | None) -> None:
+    """The key checks of ``write_dates`` (same errors) on ``keys``, a frame holding exactly
+    the key rows of a write stored some other way (``worker_files``)."""
+    spec = _spec(table)
+    _check_rows(keys.select(*[c for c in spec.column_names if c in spec.required]), spec,
+                contract.owned_dates(spec, dates))
 
 
 @dataclass
@@ -94,8 +89,6 @@ class CheckedWrite:
     owned: list[dt.date] | None
     path: str
     lake_root: str | None
-    cached: bool
-    presorted: bool
     started: float = field(default_factory=time.perf_counter)
 
     def commit(self) -> contract.Commit:
@@ -104,11 +97,9 @@ class CheckedWrite:
         try:
             # clustered: each file's rows in key order (its date statistics prune reads and
             # replaces), at most rows_per_file of them so a file is a short run of dates
-            # and a re-run of a date rewrites little; no shuffle of the wide rows
+            # and a re-run of a date rewrites little; no shuffle of the rows
             clustered = owned is not None and not spec.delta_partitions
-            out = self.df
-            if clustered and not self.presorted:
-                out = out.sortWithinPartitions(*spec.primary_key)
+            out = self.df.sortWithinPartitions(*spec.primary_key) if clustered else self.df
             writer = out.write.format("delta").mode("overwrite")
             if clustered:
                 writer = writer.option("maxRecordsPerFile", spec.rows_per_file)
@@ -134,8 +125,7 @@ class CheckedWrite:
 
     def discard(self) -> None:
         """Release the rows cached for the checks (also after ``commit``)."""
-        if self.cached:
-            self.df.unpersist()
+        self.df.unpersist()
 
 
 def _holds_only(spec: TableSpec, owned: list[dt.date], lake_root: str | None) -> bool:
