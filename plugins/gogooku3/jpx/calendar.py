@@ -148,10 +148,12 @@ class TradingCalendar:
         """Trading days in ``[start, end]``, ascending (empty when start > end)."""
         if start > end:
             return []
-        offline = set(offline_trading_days(start, end))
+        offline: set[dt.date] | None = None  # only for days the HolDiv rows miss
         out, day = [], start
         while day <= end:
             div = self._holdiv.get(day)
+            if div is None and offline is None:
+                offline = set(offline_trading_days(start, end))
             if (div in TRADING_HOLDIV) if div is not None else (day in offline):
                 out.append(day)
             day += dt.timedelta(days=1)
