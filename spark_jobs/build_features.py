@@ -360,10 +360,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """spark-submit entry point: parse, get the session from the lake layer, run."""
+    import threading
+
+    from gogooku3.jpx.calendar import load_offline
     from gogooku3.lake.spark import get_spark
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    # the offline JPX calendar (days past the lake's HolDiv rows, e.g. label horizons)
+    # loads while the JVM starts instead of after
+    threading.Thread(target=load_offline, name="offline-calendar", daemon=True).start()
     spark = get_spark("gogooku3-build-features")
     try:
         run(spark, args.start, args.end, lake_root=args.lake, chunk_days=args.chunk_days)

@@ -72,6 +72,12 @@ def _offline_sessions() -> tuple[dt.date, ...]:
     return tuple(sorted({ts.date() for ts in cal.sessions} | set(OUTAGE_DAYS)))
 
 
+def load_offline() -> None:
+    """Load the offline calendar now (its imports take seconds), e.g. in a thread while
+    a JVM starts; later calls reuse it."""
+    _offline_sessions()
+
+
 def offline_trading_days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Trading days in ``[start, end]`` from the offline JPX (XTKS) calendar.
 
