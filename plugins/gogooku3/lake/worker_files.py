@@ -128,9 +128,9 @@ class WorkerFiles:
             table.create_write_transaction(
                 [*[RemoveAction(p, True, now, size, {}) for p, size in removed], *kept, *new],
                 mode="append", schema=table.schema())
-        self._delete_orphans(filesystem, root)
-        commit = contract.Commit(deltars.open_table(spec, self.lake_root).version(),
-                                 sum(f.rows for f in files))
+        after = deltars.open_table(spec, self.lake_root)
+        self._delete_orphans(filesystem, root, after.file_uris())
+        commit = contract.Commit(after.version(), sum(f.rows for f in files))
         log.info("%s: wrote %d rows in %d files for %d dates %s..%s -> version %d in %.1f s",
                  spec.name, commit.rows, len(new), len(owned), owned[0], owned[-1],
                  commit.version, time.perf_counter() - started)
@@ -139,7 +139,11 @@ class WorkerFiles:
     def discard(self) -> None:
         """Delete this write's files that the log does not list (after a failure)."""
         filesystem, root = _filesystem(self.uri)
-        self._delete_orphans(filesystem, root)
+        try:
+            listed = deltars.open_table(self.spec, self.lake_root).file_uris()
+        except TableNotFound:
+            listed = []
+        self._delete_orphans(filesystem, root, listed)
 
     def _replaced(self, table, filesystem: fs.FileSystem, root: str, owned: list[dt.date],
                   now: int) -> tuple[list[tuple[str, int]], list]:
@@ -169,17 +173,13 @@ class WorkerFiles:
                 kept.append(_add(f["path"], f["size"], f["stats"], now))
         return removed, kept
 
-    def _delete_orphans(self, filesystem: fs.FileSystem, root: str) -> None:
-        """Delete the files of this write that the table's current version does not list:
-        those of retried tasks, or all of them when the commit never happened."""
-        try:
-            listed = set(deltars.open_table(self.spec, self.lake_root).file_uris())
-        except TableNotFound:
-            listed = set()
-        listed_names = {uri.rsplit("/", 1)[-1] for uri in listed}
+    def _delete_orphans(self, filesystem: fs.FileSystem, root: str, listed: list[str]) -> None:
+        """Delete the files of this write that are not among ``listed`` (the table's current
+        files): those of retried tasks, or all of them when the commit never happened."""
+        names = {uri.rsplit("/", 1)[-1] for uri in listed}
         prefix = f"part-{self.write_id}-"
         for info in filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True)):
-            if info.base_name.startswith(prefix) and info.base_name not in listed_names:
+            if info.base_name.startswith(prefix) and info.base_name not in names:
                 filesystem.delete_file(info.path)
 
 
