@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from gogooku3.jpx.calendar import TradingCalendar
     from gogooku3.lake.worker_files import WorkerFiles
+    from spark_jobs.features.handoff import Handoff
     from spark_jobs.features.inputs import BuildInputs
 
 log = logging.getLogger("spark_jobs.build_features")
@@ -144,7 +145,8 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     return BuildSettings(catalogue_features(), pg, TradingCalendar.from_lake(lake_root))
 
 
-def compose(inputs: BuildInputs, settings: BuildSettings, sink: WorkerFiles | None = None,
+def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
+            sink: WorkerFiles | None = None,
             ) -> tuple[DataFrame, DataFrame, DataFrame, list[DataFrame]]:
     """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
     normalized per date; also returns their keys (``date, code``, from the input of the
@@ -153,15 +155,19 @@ def compose(inputs: BuildInputs, settings: BuildSettings, sink: WorkerFiles | No
 
     Passes: (1) per code, one grouped pass over the look-back (price rows cogrouped with
     the code's margin and statement rows) computes every per-code group plus the trailing
-    returns the later passes use (``series``), emitting the build's rows and the few
-    weeks before them that the sector windows and the first peer snapshot need; (2) the
+    returns the later passes use (``series``): the features of the build's rows go to
+    ``handoff`` as files, filed by snapshot period; the returns come back as rows, for
+    the build's rows and the few weeks before them that the sector windows and the first
+    peer snapshot need; (2) the
     peer graph, one group per snapshot; (3) the per-date context — sector aggregates by
     ``(date, sector)`` and the flows of each date — tiny tables broadcast onto the
     build's rows; (4) the cross-sectional pass, one group per snapshot period: peer
-    statistics and normalization (``crosssection``; with a ``sink`` its workers write the
-    rows as the sink's files and the frame lists them). The wide rows are shuffled twice:
-    into the per-code pass and into the cross-sectional one. Each silver table is read
-    once. A group whose optional source is absent (``inputs.absent``) is null.
+    statistics and normalization, reading the period's per-code features from
+    ``handoff`` (``crosssection``; with a ``sink`` its workers write the rows as the
+    sink's files and the frame lists them). The price rows are shuffled once, into the
+    per-code pass; after it only narrow rows are. Each silver table is read once. A group
+    whose optional source is absent (``inputs.absent``) is null. ``handoff`` must outlive
+    the returned frames' evaluation.
     """
     import bisect
 
@@ -176,9 +182,11 @@ def compose(inputs: BuildInputs, settings: BuildSettings, sink: WorkerFiles | No
     snaps = peers.graph_snapshots(dates, pg["window"], pg["cadence"], start)
     first = dates[max(0, bisect.bisect_left(dates, start) - sector.MOM_WINDOW)]
     emit_from = min([first, *[days[0] for _, days in snaps]])
+    period_of = crosssection.periods([d for d in dates if d >= start], [s for s, _ in snaps])
     sources = {"margin": inputs.margin, "statements": inputs.statements}
     ser = series.series_features(inputs.prices, market.market_series(inputs.topix), dates,
-                                 start, emit_from, sources).persist(StorageLevel.MEMORY_AND_DISK)
+                                 start, emit_from, handoff, period_of, sources,
+                                 ).persist(StorageLevel.MEMORY_AND_DISK)
     # fill the cache now: the later passes' stages start together, and each would run the
     # per-code UDF itself while the cache is still empty
     ser.count()
@@ -192,19 +200,19 @@ def compose(inputs: BuildInputs, settings: BuildSettings, sink: WorkerFiles | No
         rows = rows.select("*", *[F.lit(None).cast("double").alias(n) for n in flows.FEATURES])
     else:
         rows = flows.add_flow_features(rows, inputs.flows)
-    rows = rows.select("date", "code", *[n for n in settings.names if n not in peers.FEATURES],
-                       *crosssection.RETURNS)
-    features = crosssection.cross_sectional_pass(
-        rows, graph, [s for s, _ in snaps], [d for d in dates if d >= start], settings.names,
-        sink)
+    rows = rows.select("date", "code", *sector.FEATURES, *flows.FEATURES, *crosssection.RETURNS)
+    features = crosssection.cross_sectional_pass(rows, graph, period_of, settings.names,
+                                                 handoff, sink)
     in_range = (F.col("date") >= F.lit(start)) & (F.col("date") <= F.lit(inputs.end))
     return features, rows.select("date", "code"), graph.filter(in_range), [ser, graph]
 
 
 def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
-         lake_root: str | None = None, sink: WorkerFiles | None = None) -> FeatureFrames:
+         handoff: Handoff, lake_root: str | None = None,
+         sink: WorkerFiles | None = None) -> FeatureFrames:
     """Read silver and build the (lazy) frames of a ``[start, end]`` build (``features``
-    lists the ``sink``'s files when one is given, ``compose``); raises
+    lists the ``sink``'s files when one is given, ``compose``; ``handoff`` must outlive
+    their evaluation); raises
     ``FeatureBuildError``/``FeatureInputError`` naming what is wrong before any write."""
     from pyspark.sql import functions as F
 
@@ -223,7 +231,7 @@ def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSetti
         groups = code_groups()
         log.warning("feature build %s..%s: null groups: %s", start, end, "; ".join(
             f"{g} ({len(groups[g])} features: {why})" for g, why in inputs.absent.items()))
-    features, keys, graph, cached = compose(inputs, settings, sink)
+    features, keys, graph, cached = compose(inputs, settings, handoff, sink)
 
     # labels: the build's days plus earlier days (within the longest horizon) that have features
     back = cal.shift(days[0], -max(HORIZONS))
@@ -283,18 +291,23 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
     first on the pass's input, which maps each row to one row (checked in its UDF)."""
     from gogooku3.lake import catalog
     from gogooku3.lake.worker_files import WorkerFiles
+    from spark_jobs.features.handoff import Handoff
 
     small = len(settings.calendar.trading_days(start, end)) <= DRIVER_WRITE_DAYS
     sink = None if small else WorkerFiles.start(catalog.table("gold.features"), lake_root)
-    frames = plan(spark, start, end, settings, lake_root, sink)
+    handoff = Handoff.start(lake_root)
     try:
-        return _check_and_write(frames, sink, lake_root)
-    except BaseException:
-        if sink is not None:
-            sink.discard()
-        raise
+        frames = plan(spark, start, end, settings, handoff, lake_root, sink)
+        try:
+            return _check_and_write(frames, sink, lake_root)
+        except BaseException:
+            if sink is not None:
+                sink.discard()
+            raise
+        finally:
+            frames.release()
     finally:
-        frames.release()
+        handoff.remove()
 
 
 def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,

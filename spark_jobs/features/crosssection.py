@@ -1,13 +1,15 @@
 """The build's cross-sectional pass: peer features and normalization, one group per
 snapshot period.
 
-After the per-code pass (``series``) every row carries its per-code features, and the
-per-date context (sector statistics, flows) has been broadcast onto it. What is left
-needs a date's whole cross-section: the peer statistics (each code's peers' returns on
-the same date, from the snapshot serving that date) and the normalization
-(``normalize.cross_section``). Both run here in one grouped pass: the rows are grouped
-by the peer-graph snapshot that serves their date (about ``cadence`` dates per group),
-cogrouped with that snapshot's edges, so the wide rows are shuffled once and the graph
+The per-code pass (``series``) has written every row's per-code features to the
+``handoff``, filed by period, and returned its keys and trailing returns, onto which the
+per-date context (sector statistics, flows) has been broadcast. What is left needs a
+date's whole cross-section: the peer statistics (each code's peers' returns on the same
+date, from the snapshot serving that date) and the normalization
+(``normalize.cross_section``). Both run here in one grouped pass: the narrow rows are
+grouped by the peer-graph snapshot that serves their date (their period, about
+``cadence`` dates), cogrouped with that snapshot's edges, and each group reads its
+period's per-code features from the handoff — no wide row is shuffled, and the graph
 needs no per-date explosion. Inside a group each date is normalized on its own, with
 its rows sorted by code: a date's values do not depend on which other dates share the
 group, so a daily run equals a full rebuild bit for bit.
@@ -16,15 +18,18 @@ group, so a daily run equals a full rebuild bit for bit.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import FloatType, StructField, StructType
 
 from gogooku3.lake.worker_files import FILE_SCHEMA, WorkerFiles
 from spark_jobs.features import peers
+from spark_jobs.features.handoff import Handoff
 from spark_jobs.features.local import local_frame
 from spark_jobs.features.normalize import cross_section, normalized_names
 
@@ -32,6 +37,30 @@ from spark_jobs.features.normalize import cross_section, normalized_names
 UNSERVED = dt.date(1900, 1, 1)
 #: per-code columns the pass reads besides the raw features
 RETURNS = ["_r1", "_r5"]
+
+
+def periods(dates: Sequence[dt.date], snapshots: Sequence[dt.date]) -> dict[dt.date, dt.date]:
+    """Each of ``dates`` → its period: the snapshot serving it (``UNSERVED`` if none)."""
+    serve = peers.serving_snapshots(dates, snapshots)
+    return {d: serve.get(d, UNSERVED) for d in dates}
+
+
+def with_per_code(rows: pd.DataFrame, per_code: pa.Table | None, period: dt.date) -> pd.DataFrame:
+    """``rows`` of one period beside the per-code features of the same keys (``per_code``:
+    the period's handoff files), sorted by ``(date, code)``; raises when the keys differ."""
+    have = 0 if per_code is None else per_code.num_rows
+    if have != len(rows):
+        raise RuntimeError(f"cross-sectional pass: period {period}: {len(rows)} rows but"
+                           f" {have} per-code rows in the handoff")
+    rows = rows.sort_values(["date", "code"], kind="stable").reset_index(drop=True)
+    if not have:
+        return rows
+    wide = per_code.sort_by([("date", "ascending"), ("code", "ascending")]).to_pandas()
+    for key in ("date", "code"):
+        if not np.array_equal(rows[key].to_numpy(), wide[key].to_numpy()):
+            raise RuntimeError(f"cross-sectional pass: period {period}: the handoff's keys"
+                               f" differ from the rows' ({key})")
+    return pd.concat([rows, wide.drop(columns=["date", "code"])], axis=1)
 
 
 def period_frame(rows: pd.DataFrame, edges: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
@@ -45,29 +74,34 @@ def period_frame(rows: pd.DataFrame, edges: pd.DataFrame, features: Sequence[str
     return pd.concat(days, ignore_index=True)
 
 
-def cross_sectional_pass(rows: DataFrame, graph: DataFrame, snapshots: Sequence[dt.date],
-                         dates: Sequence[dt.date], features: Sequence[str],
+def cross_sectional_pass(rows: DataFrame, graph: DataFrame, period_of: Mapping[dt.date, dt.date],
+                         features: Sequence[str], handoff: Handoff,
                          sink: WorkerFiles | None = None) -> DataFrame:
-    """One row out per row in: ``rows`` (``date``, ``code``, every raw feature of
-    ``features`` but ``peers.FEATURES``, ``RETURNS``; dated among ``dates``) → ``date, code,
-    normalized_names(features)`` as float32, with the peer features from ``graph``
-    (``gold.peer_graph`` rows of ``snapshots``): each date uses the latest snapshot on or
-    before it (``peers.serving_snapshots``), null where there is none.
+    """One row out per row in: ``rows`` (``date``, ``code``, the raw features of
+    ``features`` that the per-code pass does not write to ``handoff``, but
+    ``peers.FEATURES``; ``RETURNS``; dated among ``period_of``) → ``date, code,
+    normalized_names(features)`` as float32, with the per-code features read from
+    ``handoff`` and the peer features from ``graph`` (``gold.peer_graph`` rows of the
+    periods' snapshots): each date uses its period's snapshot, none (null) for
+    ``UNSERVED``.
 
     With a ``sink`` the workers write those rows as the sink's files (a group's rows
     are in key order: dates in order, each sorted by code) and the frame holds one row
     per file (``worker_files.FILE_SCHEMA``) for ``sink.commit``."""
     features = list(features)
     spark = rows.sparkSession
-    serve = peers.serving_snapshots(dates, snapshots)
-    key = local_frame(spark, [(d, serve.get(d, UNSERVED)) for d in dates], ("date", "_snap"))
+    key = local_frame(spark, list(period_of.items()), ("date", "_snap"))
     left = rows.join(F.broadcast(key), on="date", how="inner")
     edges = graph.select(F.col("date").alias("_snap"), "code", "peer_code", "rank", "corr")
     schema = StructType([rows.schema["date"], rows.schema["code"],
                          *[StructField(c, FloatType()) for c in normalized_names(features)]])
 
     def per_period(pdf: pd.DataFrame, pedges: pd.DataFrame) -> pd.DataFrame:
-        out = period_frame(pdf.drop(columns="_snap"), pedges.drop(columns="_snap"), features)
+        rows = pdf.drop(columns="_snap")
+        if len(rows):
+            snap = pdf["_snap"].iloc[0]
+            rows = with_per_code(rows, handoff.read(snap), snap)
+        out = period_frame(rows, pedges.drop(columns="_snap"), features)
         if len(out) != len(pdf):  # the build checks the keys of this pass's input
             raise RuntimeError(f"cross-sectional pass: {len(pdf)} rows in, {len(out)} out")
         return out

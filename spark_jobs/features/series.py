@@ -1,7 +1,7 @@
 """The build's per-code pass: every series feature of a code in one grouped-map UDF.
 
 Codes are hashed into buckets (``spark.sql.shuffle.partitions`` per ``BUCKET_DATES``
-dates read) and each bucket is one call of ``code_series`` (pure pandas/numpy): its
+dates read) and each bucket is one call of ``code_columns`` (pure pandas/numpy): its
 codes' rows become ``CodePanel``s and every group — prices, technical (windowed and
 recursive), volume, the stock side of the market group — is a vectorized kernel over
 them. The bucket's margin and statement rows arrive beside its price rows (a cogroup on
@@ -10,9 +10,11 @@ so no feature group is joined onto the build's rows afterwards. The trailing ret
 (1/5/20/60 rows) are computed once here and handed on as ``_r1``/``_r5``/``_r20`` to the
 sector and peer passes, the 20-row average raw volume ``_adv20`` to the margin group.
 
-Only rows dated ``>= emit_from`` leave the pass (the build's range plus the few weeks of
-returns the sector windows and the first peer snapshot need); their feature columns are
-filled from ``start`` on. A code's values do not depend on its bucket.
+The features leave the pass as files (``handoff``: the bucket's rows dated ``>= start``,
+one file per snapshot period, read by the cross-sectional pass); only the keys and the
+trailing returns come back to Spark, for the rows dated ``>= emit_from`` (the build's
+range plus the few weeks of returns the sector windows and the first peer snapshot
+need). A code's values do not depend on its bucket.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
 from spark_jobs.features import fundamentals, market, prices, technical, volume
+from spark_jobs.features.handoff import Handoff
 from spark_jobs.features.sessions import trading_index
 from spark_jobs.features.windows import BAR_COLUMNS, CodePanel, trailing_returns, trailing_sum
 
@@ -58,12 +62,12 @@ def _trailing_mean(x: np.ndarray, n: int) -> np.ndarray:
         return np.where(k > 0, s / k, np.nan)
 
 
-def code_series(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
-                tidx: Mapping[dt.date, int] | None = None,
-                events: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One bucket's price rows (``INPUT_COLUMNS`` + ``market.INDEX_COLUMNS``) →
-    ``date, code, FEATURES, CARRIED`` for its rows dated ``>= emit_from`` (module
-    docstring); the features are null before ``start``. ``tidx`` maps every date of
+def code_columns(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
+                 tidx: Mapping[dt.date, int] | None = None,
+                 events: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+    """One bucket's price rows (``INPUT_COLUMNS`` + ``market.INDEX_COLUMNS``) → the columns
+    ``date, code, FEATURES, CARRIED`` of its rows dated ``>= emit_from`` (module
+    docstring), rows in ``(code, date)`` order; the features are NaN before ``start``. ``tidx`` maps every date of
     ``pdf`` to its ``_tidx`` (computed from the offline calendar without it).
 
     ``events`` holds the bucket's as-of source rows, ``_src`` naming the group of
@@ -113,47 +117,60 @@ def code_series(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
         if mine.any():
             for k, v in kernel(keys, events[mine]).items():
                 cols[k][late] = v
-    return pd.DataFrame(cols)
+    return cols
 
 
 def series_features(prices_df: DataFrame, index: pd.DataFrame, dates: list[dt.date],
-                    start: dt.date, emit_from: dt.date,
+                    start: dt.date, emit_from: dt.date, handoff: Handoff,
+                    period_of: Mapping[dt.date, dt.date],
                     sources: Mapping[str, DataFrame | None] | None = None) -> DataFrame:
-    """``date, code, FEATURES, CARRIED`` for the rows of ``prices_df`` (silver price rows
-    with their look-back, dated among ``dates``) dated ``>= emit_from``; ``index`` is
-    ``market.market_series`` (shipped with the function: each row looks its date up);
-    ``sources`` maps the groups of ``ASOF_GROUPS`` to their
-    silver frames (``silver.margin_interest``, ``silver.fins_statements``; ``None`` or
-    missing: the group is null). The trading-day index of ``dates`` is computed here, on
-    the driver, and shipped with the function (no calendar in the Python workers)."""
+    """The per-code pass over ``prices_df`` (silver price rows with their look-back,
+    dated among ``dates``): returns ``date, code, CARRIED`` of the rows dated
+    ``>= emit_from`` and writes ``date, code, FEATURES`` of the rows dated
+    ``>= start`` to ``handoff``, filed under ``period_of[date]``. The frame is lazy: the
+    files exist once it has been computed.
+
+    ``index`` is ``market.market_series`` (shipped with the function: each row looks its
+    date up); ``sources`` maps the groups of ``ASOF_GROUPS`` to their silver frames
+    (``silver.margin_interest``, ``silver.fins_statements``; ``None`` or missing: the
+    group is null). The trading-day index of ``dates`` is computed here, on the driver,
+    and shipped with the function (no calendar in the Python workers)."""
     tidx = trading_index(dates)
     schema = StructType([
         prices_df.schema["date"], prices_df.schema["code"],
-        *[StructField(k, DoubleType()) for k in (*FEATURES, *CARRIED)],
+        *[StructField(k, DoubleType()) for k in CARRIED],
     ])
+    wide = pa.schema([("date", pa.date32()), ("code", pa.string()),
+                      *[(k, pa.float64()) for k in FEATURES]])
     partitions = int(prices_df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     # a bucket is one pandas frame in a Python worker: more of them for a longer read
     buckets = partitions * -(-len(dates) // BUCKET_DATES)
     bucket = F.pmod(F.xxhash64("code"), F.lit(buckets)).alias("_bucket")
     rows = prices_df.select(*INPUT_COLUMNS, bucket)
     index = index[market.INDEX_COLUMNS]
+    period_of = dict(period_of)
 
-    def bucket_rows(pdf: pd.DataFrame) -> pd.DataFrame:
-        return pdf.drop(columns="_bucket").join(index, on="date")
+    def per_bucket(pdf: pd.DataFrame, events: pd.DataFrame | None = None) -> pd.DataFrame:
+        if pdf.empty:  # a bucket with source rows but no price rows
+            return pd.DataFrame({f.name: [] for f in schema.fields})
+        cols = code_columns(pdf.drop(columns="_bucket").join(index, on="date"), start,
+                            emit_from, tidx, events)
+        late = cols["date"] >= start
+        if late.any():
+            days = cols["date"][late]
+            table = pa.table([pa.array(days, pa.date32()), pa.array(cols["code"][late], pa.string()),
+                              *[pa.array(cols[k][late]) for k in FEATURES]],
+                             schema=wide)
+            handoff.write(int(pdf["_bucket"].iloc[0]), pd.Series(days).map(period_of).to_numpy(),
+                          table)
+        return pd.DataFrame({k: cols[k] for k in ("date", "code", *CARRIED)})
 
     present = [(g, df) for g, df in (sources or {}).items() if df is not None]
     if not present:
-        return rows.groupBy("_bucket").applyInPandas(
-            lambda pdf: code_series(bucket_rows(pdf), start, emit_from, tidx), schema)
+        return rows.groupBy("_bucket").applyInPandas(per_bucket, schema)
     events = None
     for group, df in present:
         part = df.select("code", "date", *ASOF_GROUPS[group][0], F.lit(group).alias("_src"), bucket)
         events = part if events is None else events.unionByName(part, allowMissingColumns=True)
-
-    def per_bucket(pdf: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
-        if pdf.empty:  # a bucket with source rows but no price rows
-            return pd.DataFrame({f.name: [] for f in schema.fields})
-        return code_series(bucket_rows(pdf), start, emit_from, tidx, ev)
-
     return rows.groupBy("_bucket").cogroup(events.groupBy("_bucket")).applyInPandas(
         per_bucket, schema)

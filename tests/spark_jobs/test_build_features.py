@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,7 @@ def test_a_range_built_in_chunks_equals_the_one_piece_build(spark, sim_silver, r
     root = sim_silver.copy_to(tmp_path / "lake")
     chunked = build_features.run(spark, start, end, lake_root=root, chunk_days=RANGE // 3 + 1)
     assert chunked["gold.features"] == rows["gold.features"]
+    assert not any(Path(root, "_scratch").iterdir()), "a chunk left its handoff files"
     for table in GOLD:
         pd.testing.assert_frame_equal(read_gold(root, table), gold[table], check_exact=True,
                                       obj=table)

@@ -13,6 +13,7 @@ from gogooku3.jpx.calendar import TradingCalendar, offline_trading_days
 from gogooku3.lake import catalog
 from spark_jobs import build_features
 from spark_jobs.features import flows, fundamentals, market, peers, sector, series
+from spark_jobs.features.handoff import Handoff
 from spark_jobs.features.inputs import BuildInputs
 from spark_jobs.features.sessions import CALENDAR_ANCHOR
 
@@ -192,16 +193,27 @@ def sdata(spark, pdata):
     }
 
 
-def per_code(df, topix, sources=None):
-    """The build's per-code pass over every row (its series and as-of features, returns)."""
-    return series.series_features(df, market.market_series(topix), DAYS, DAYS[0], DAYS[0],
-                                  sources)
+@pytest.fixture(scope="module")
+def handoff(tmp_path_factory):
+    return Handoff(str(tmp_path_factory.mktemp("handoff")))
 
 
 @pytest.fixture(scope="module")
-def ser(sdata):
+def ser(sdata, handoff):
+    """The build's per-code pass over every row: its trailing returns (computed and
+    cached), its series and as-of features written to ``handoff`` (one period)."""
     sources = {"margin": sdata["margin"], "statements": sdata["statements"]}
-    return per_code(sdata["df"], sdata["topix"], sources).cache()
+    returns = series.series_features(sdata["df"], market.market_series(sdata["topix"]), DAYS,
+                                     DAYS[0], DAYS[0], handoff, dict.fromkeys(DAYS, DAYS[0]),
+                                     sources).cache()
+    returns.count()
+    return returns
+
+
+@pytest.fixture(scope="module")
+def per_code(ser, handoff) -> pd.DataFrame:
+    """The per-code features the pass wrote (every row is in range)."""
+    return handoff.read(DAYS[0]).to_pandas()
 
 
 # ---- reference computations ----------------------------------------------------------
@@ -238,8 +250,8 @@ def frame(sdf) -> pd.DataFrame:
 # ---- market --------------------------------------------------------------------------
 
 
-def test_market_features_match_numpy(ser, pdata):
-    got = frame(ser.select("date", "code", *market.FEATURES))
+def test_market_features_match_numpy(per_code, pdata):
+    got = per_code[["date", "code", *market.FEATURES]]
     assert len(got) == T * N and set(market.FEATURES) <= set(got.columns)
     tp = pdata["topix"].set_index("date")["close"]
     mret = {n: tp / tp.shift(n) - 1 for n in (1, 5, 20)}
@@ -363,8 +375,8 @@ def test_flow_features_take_the_latest_publication_usable_on_each_date(sdata, pd
         DAYS[6] - (DAYS[2] - dt.timedelta(days=1))).days
 
 
-def test_margin_features_as_of_usable_date_per_code(pdata, ser):
-    got = frame(ser.select("date", "code", *fundamentals.MARGIN_FEATURES))
+def test_margin_features_as_of_usable_date_per_code(pdata, per_code):
+    got = per_code[["date", "code", *fundamentals.MARGIN_FEATURES]]
     m = pdata["margin"].sort_values(["code", "date", "as_of_date"]).copy()
     m["prev_long"] = m.groupby("code")["long_volume"].shift()
     m["prev_short"] = m.groupby("code")["short_volume"].shift()
@@ -421,8 +433,8 @@ def _ref_statement_metrics(st: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def test_statement_features_as_of_effective_date(pdata, ser):
-    got = frame(ser.select("date", "code", *fundamentals.STATEMENT_FEATURES))
+def test_statement_features_as_of_effective_date(pdata, per_code):
+    got = per_code[["date", "code", *fundamentals.STATEMENT_FEATURES]]
     ref = _ref_statement_metrics(pdata["statements"])
     ref = ref.sort_values(["date", "disclosed_at", "disc_no"])
     ref["date"] = pd.to_datetime(ref["date"])
@@ -527,7 +539,7 @@ def test_peer_features_use_latest_snapshot_and_peer_returns_of_the_day(ser, pdat
 # ---- point in time -------------------------------------------------------------------
 
 
-def _all_groups(spark, prices, topix, master, flow_rows, margin, statements):
+def _all_groups(spark, scratch, prices, topix, master, flow_rows, margin, statements):
     """The build's passes (``build_features.compose``) over the whole hand-built market:
     normalized features and peer graph of the dates up to ``CUT``."""
     silver = {"silver.investor_flows": flow_rows, "silver.margin_interest": margin,
@@ -542,23 +554,27 @@ def _all_groups(spark, prices, topix, master, flow_rows, margin, statements):
     settings = build_features.BuildSettings(build_features.catalogue_features(),
                                             {"k": 3, "window": 20, "cadence": 10},
                                             TradingCalendar())
-    feats, _keys, graph, cached = build_features.compose(inputs, settings)
+    handoff = Handoff(str(scratch))
+    feats, _keys, graph, cached = build_features.compose(inputs, settings, handoff)
     try:
         pdf = feats.filter(f"date <= '{CUT}'").toPandas()
         g = graph.filter(f"date <= '{CUT}'").toPandas()
     finally:
         for df in cached:
             df.unpersist()
+        handoff.remove()
+    assert not scratch.exists()
     return (pdf.sort_values(["date", "code"]).reset_index(drop=True),
             g.sort_values(["date", "code", "rank"]).reset_index(drop=True))
 
 
-def test_changing_everything_after_a_date_leaves_earlier_features_bit_identical(spark, pdata):
-    before, g_before = _all_groups(spark, pdata["prices"], pdata["topix"], pdata["master"],
+def test_changing_everything_after_a_date_leaves_earlier_features_bit_identical(spark, pdata,
+                                                                               tmp_path):
+    before, g_before = _all_groups(spark, tmp_path / "before", pdata["prices"], pdata["topix"], pdata["master"],
                                    pdata["flows"], pdata["margin"], pdata["statements"])
     prices, topix = _market(perturb_after=DAYS.index(CUT))
     assert not np.allclose(prices["adj_close"].iloc[-N:], pdata["prices"]["adj_close"].iloc[-N:])
-    after, g_after = _all_groups(spark, prices, topix, _master(cut_change=True),
+    after, g_after = _all_groups(spark, tmp_path / "after", prices, topix, _master(cut_change=True),
                                  _flows(perturb=True), _margin(perturb=True),
                                  _statements(perturb=True))
     assert len(before) == (DAYS.index(CUT) + 1) * N

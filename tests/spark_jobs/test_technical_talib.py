@@ -107,7 +107,7 @@ def computed(market) -> pd.DataFrame:
     rows = market.assign(volume=market["adj_volume"], turnover=market["adj_close"] * 1e3,
                          upper_limit_hit=False, lower_limit_hit=False,
                          **{k: np.nan for k in market_group.INDEX_COLUMNS})
-    out = series.code_series(rows.sample(frac=1.0, random_state=3), DAYS[0], DAYS[0])
+    out = pd.DataFrame(series.code_columns(rows.sample(frac=1.0, random_state=3), DAYS[0], DAYS[0]))
     out = out.merge(market[["date", "code", "is_traded"]], on=["date", "code"])
     return out.sort_values(["code", "date"]).reset_index(drop=True)
 

@@ -43,7 +43,7 @@ FILE_SCHEMA = "path string, size long, rows long, stats string"
 FILE_COLUMNS = ["path", "size", "rows", "stats"]
 
 
-def _filesystem(uri: str) -> tuple[fs.FileSystem, str]:
+def open_filesystem(uri: str) -> tuple[fs.FileSystem, str]:
     """pyarrow filesystem and path of a table root (local path or ``s3://``; S3 endpoint,
     region and credentials from the environment, as delta-rs and the ingest staging)."""
     if "://" not in uri:
@@ -100,7 +100,7 @@ class WorkerFiles:
         def write(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
             out = fn(left, right)
             table = pa.Table.from_pandas(out[schema.names], schema=schema, preserve_index=False)
-            filesystem, root = _filesystem(uri)
+            filesystem, root = open_filesystem(uri)
             filesystem.create_dir(root, recursive=True)
             files = [_write_file(filesystem, root, write_id, table.slice(i, cap))
                      for i in range(0, table.num_rows, cap)]
@@ -115,7 +115,7 @@ class WorkerFiles:
         from deltalake.transaction import RemoveAction, create_table_with_add_actions
 
         spec, started = self.spec, time.perf_counter()
-        filesystem, root = _filesystem(self.uri)
+        filesystem, root = open_filesystem(self.uri)
         now = int(time.time() * 1000)
         new = [_add(f.path, f.size, f.stats, now) for f in files]
         try:
@@ -138,7 +138,7 @@ class WorkerFiles:
 
     def discard(self) -> None:
         """Delete this write's files that the log does not list (after a failure)."""
-        filesystem, root = _filesystem(self.uri)
+        filesystem, root = open_filesystem(self.uri)
         try:
             listed = deltars.open_table(self.spec, self.lake_root).file_uris()
         except TableNotFound:

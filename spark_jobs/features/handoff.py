@@ -1,0 +1,83 @@
+"""Per-code features handed from the per-code pass to the cross-sectional pass as files.
+
+The per-code pass (``series``) computes ~90 feature columns per row; the cross-sectional
+pass (``crosssection``) needs them grouped by snapshot period. Through Spark those wide
+rows went Arrow -> rows -> cache -> shuffle -> rows -> Arrow (``benchmarks/results/features.md``).
+Instead each per-code task writes its bucket's rows of each period as one Arrow IPC file,
+``<dir>/<period>/bucket-<n>.arrow``, and each cross-sectional task reads its period's
+files. Only the narrow columns (keys, trailing returns) travel through Spark.
+
+The directory lives under the lake root (``_scratch/``) so that every executor of a
+cluster reaches it (local path or ``s3://``); the build removes it once the chunk's tables
+are written. A task that is retried or recomputed rewrites the same names with the same
+rows, and a file appears under its name only when complete (written under a temporary
+name, then moved), so a reader never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from pyarrow import fs
+
+from gogooku3.lake.worker_files import open_filesystem
+from gogooku3.settings import get_settings
+
+SCRATCH = "_scratch"
+_TEMP = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """One build chunk's scratch directory of per-code rows (module docstring)."""
+
+    uri: str
+
+    @classmethod
+    def start(cls, lake_root: str | None = None) -> Handoff:
+        """A new, empty handoff under ``<lake root>/_scratch/``."""
+        root = (lake_root or get_settings().lake_uri).rstrip("/")
+        return cls(f"{root}/{SCRATCH}/features-{uuid.uuid4().hex[:12]}")
+
+    def write(self, bucket: int, periods: np.ndarray, table: pa.Table) -> None:
+        """Write ``table``'s rows (``date``, ``code``, features) of bucket ``bucket`` as one
+        file per period; ``periods[i]`` is the period (a date) of row ``i``."""
+        filesystem, root = open_filesystem(self.uri)
+        keys, inverse = np.unique(periods, return_inverse=True)
+        for i, period in enumerate(keys):
+            rows = table.take(pa.array(np.flatnonzero(inverse == i)))
+            folder = f"{root}/{_period_name(period)}"
+            filesystem.create_dir(folder, recursive=True)
+            temp = f"{folder}/{_TEMP}{uuid.uuid4().hex}"
+            with filesystem.open_output_stream(temp) as out, pa.ipc.new_file(out, rows.schema) as w:
+                w.write_table(rows)
+            filesystem.move(temp, f"{folder}/bucket-{bucket}.arrow")
+
+    def read(self, period: dt.date, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """Every bucket's rows of ``period`` (``columns`` of them), or ``None`` when no
+        bucket wrote any."""
+        filesystem, root = open_filesystem(self.uri)
+        selector = fs.FileSelector(f"{root}/{_period_name(period)}", allow_not_found=True)
+        tables = []
+        for info in sorted(filesystem.get_file_info(selector), key=lambda i: i.base_name):
+            if info.base_name.startswith(_TEMP):
+                continue
+            with filesystem.open_input_file(info.path) as fh:
+                table = pa.ipc.open_file(fh).read_all()
+            tables.append(table.select(list(columns)) if columns is not None else table)
+        return pa.concat_tables(tables) if tables else None
+
+    def remove(self) -> None:
+        """Delete the directory and everything in it (a missing one is fine)."""
+        filesystem, root = open_filesystem(self.uri)
+        if filesystem.get_file_info(root).type != fs.FileType.NotFound:
+            filesystem.delete_dir(root)
+
+
+def _period_name(period: dt.date | np.datetime64) -> str:
+    return str(period)[:10]
