@@ -24,11 +24,12 @@ import datetime as dt
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
     from gogooku3.jpx.calendar import TradingCalendar
@@ -101,11 +102,12 @@ def catalogue_features() -> list[str]:
 
 @dataclass
 class FeatureFrames:
-    """Lazy DataFrames of one build and the dates each one replaces."""
+    """Lazy DataFrames of one build (and the driver computation of its labels) and the
+    dates each one replaces."""
 
     features: DataFrame
     feature_keys: DataFrame
-    labels: DataFrame
+    labels: Callable[[], pa.Table]
     peer_graph: DataFrame
     feature_dates: list[dt.date]
     label_dates: list[dt.date]
@@ -214,12 +216,12 @@ def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSetti
     lists the ``sink``'s files when one is given, ``compose``; ``handoff`` must outlive
     their evaluation); raises
     ``FeatureBuildError``/``FeatureInputError`` naming what is wrong before any write."""
-    from pyspark.sql import functions as F
+    from functools import partial
 
-    from gogooku3.lake import deltars, spark_io
+    from gogooku3.lake import deltars
     from gogooku3.lake.errors import TableNotFound
     from spark_jobs.features.inputs import read_inputs
-    from spark_jobs.features.labels import HORIZONS, compute_labels
+    from spark_jobs.features.labels import HORIZONS, read_labels
 
     check_range(start, end)
     cal = settings.calendar
@@ -243,10 +245,7 @@ def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSetti
         earlier = []
     label_dates = [*earlier, *days]
     horizon_end = cal.shift(days[-1], max(HORIZONS))
-    label_prices = spark_io.read_table(spark, "silver.equities_prices_daily", label_dates[0],
-                                       horizon_end, lake_root=lake_root)
-    labels = compute_labels(label_prices, label_dates[0], horizon_end).filter(
-        F.col("date").isin(label_dates))
+    labels = partial(read_labels, label_dates, horizon_end, lake_root)
     return FeatureFrames(features, keys, labels, graph, days, label_dates, cached)
 
 
@@ -287,8 +286,9 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
     there (``deltars.check_write``) and written by delta-rs: Spark's Delta writer spent
     more in its snapshot, check and rewrite jobs than in writing them. So are the
     features of a chunk of at most ``DRIVER_WRITE_DAYS``; a longer chunk's features are
-    written by the cross-sectional pass's workers (``worker_files``), their keys checked
-    first on the pass's input, which maps each row to one row (checked in its UDF)."""
+    written by the cross-sectional pass's workers (``worker_files``) and committed only
+    once their keys have passed the check on the pass's input (run beside the pass,
+    which maps each row to one row and checks that in its UDF)."""
     from gogooku3.lake import catalog
     from gogooku3.lake.worker_files import WorkerFiles
     from spark_jobs.features.handoff import Handoff
@@ -312,25 +312,28 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
 
 def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
                      lake_root: str | None) -> dict[str, int | None]:
-    """``_build_chunk``'s checks and writes; the collects (and the workers' pass) run
-    concurrently."""
+    """``_build_chunk``'s checks and writes; the collects, the workers' pass and the
+    features' key check run concurrently, the commits after every check."""
     from concurrent.futures import ThreadPoolExecutor
 
     from gogooku3.lake import deltars, spark_io
 
-    writes = [("gold.features", frames.features, frames.feature_dates),
+    writes = [("gold.features", frames.features.toArrow, frames.feature_dates),
               ("gold.labels", frames.labels, frames.label_dates),
-              ("gold.peer_graph", frames.peer_graph, frames.feature_dates)]
+              ("gold.peer_graph", frames.peer_graph.toArrow, frames.feature_dates)]
     if sink is not None:
-        spark_io.check_keys(frames.feature_keys, "gold.features", frames.feature_dates)
         writes = writes[1:]
-    with ThreadPoolExecutor(len(writes) + 1, thread_name_prefix="gold") as pool:
-        files = pool.submit(frames.features.collect) if sink is not None else None
-        data = list(pool.map(lambda w: w[1].toArrow(), writes))
+    with ThreadPoolExecutor(len(writes) + 2, thread_name_prefix="gold") as pool:
+        if sink is not None:
+            files = pool.submit(frames.features.collect)
+            keys = pool.submit(spark_io.check_keys, frames.feature_keys, "gold.features",
+                               frames.feature_dates)
+        data = list(pool.map(lambda w: w[1](), writes))
         checked = [deltars.check_write(rows, table, dates, lake_root=lake_root)
                    for (table, _, dates), rows in zip(writes, data, strict=True)]
         rows = {}
-        if files is not None:
+        if sink is not None:
+            keys.result()  # a bad key fails the chunk here, with its own message
             rows["gold.features"] = sink.commit(files.result(), frames.feature_dates).rows
     return rows | {w.spec.name: w.commit().rows for w in checked}
 

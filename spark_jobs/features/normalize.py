@@ -43,25 +43,72 @@ def normalized_names(features: Sequence[str]) -> list[str]:
 def cross_section(pdf: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
     """One date's rows → date, code and ``normalized_names(features)`` (module docstring)."""
     pdf = pdf.sort_values("code", kind="stable").reset_index(drop=True)
-    x = pdf[list(features)].to_numpy(dtype=np.float32).astype(float)
+    x = pdf[list(features)].to_numpy(dtype=np.float32)
     x[~np.isfinite(x)] = np.nan
-    valid = ~np.isnan(x)
-    n = valid.sum(axis=0)
+    z, pct = normalize(x)
+    values = np.concatenate([x, z.astype(np.float32), pct.astype(np.float32)], axis=1)
+    out = pd.DataFrame(values, columns=normalized_names(features))
+    out.insert(0, "code", pdf["code"])
+    out.insert(0, "date", pdf["date"])
+    return out
+
+
+def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[rows, features]`` float32 values of one date (NaN: null) → their z-scores and
+    percentile ranks in float64 (module docstring), NaN where the value is null or the
+    column has fewer than 2 values.
+
+    One sort per column serves both statistics: the winsor bounds are read from the
+    sorted values as ``numpy.nanpercentile`` computes them (linear interpolation,
+    numpy's rounding) and a value's average rank is the middle of its run of ties. The
+    sort is of 64-bit keys (the value's order-preserving bits, then its row), which
+    numpy sorts several times faster than it argsorts doubles."""
+    rows = x.shape[0]
+    xt = np.ascontiguousarray(x.T)  # [features, rows]: each column's values contiguous
+    valid = ~np.isnan(xt)
+    bits = xt.view(np.uint32)
+    # negative values: all bits flipped; positive: the sign bit set (IEEE order as unsigned)
+    order_bits = bits ^ ((bits.view(np.int32) >> 31).view(np.uint32) | np.uint32(1 << 31))
+    order_bits[~valid] = np.uint32(0xFFFFFFFF)  # nulls sort last
+    key = (order_bits.astype(np.uint64) << np.uint64(32)) | np.arange(rows, dtype=np.uint64)
+    key.sort(axis=1)
+    order = (key & np.uint64(0xFFFFFFFF)).astype(np.intp)
+    ranked = np.take_along_axis(xt, order, axis=1).astype(float)
+    xt = xt.astype(float)
+    n = valid.sum(axis=1)
     enough = n >= 2
+    lo, hi = (_percentile(ranked, n, q / 100.0) for q in WINSOR_QUANTILES)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-null columns: nan stats
-        lo, hi = np.nanpercentile(x, WINSOR_QUANTILES, axis=0)
-        clipped = np.clip(x, lo, hi)
-        mean = np.nanmean(clipped, axis=0)
-        std = np.nanstd(clipped, axis=0)
-        z = np.where(std > 0, (clipped - mean) / std, 0.0)
-        ranks = pd.DataFrame(x).rank(method="average").to_numpy()
-        pct = (ranks - 1.0) / (n - 1.0)
-    z = np.where(valid & enough, z, np.nan)
-    pct = np.where(valid & enough, pct, np.nan)
-    out = pd.DataFrame({"date": pdf["date"], "code": pdf["code"]})
-    x, z, pct = (a.astype(np.float32) for a in (x, z, pct))
-    cols = dict(zip(features, x.T, strict=True))
-    cols |= {f"{f}_cs_z": z[:, i] for i, f in enumerate(features)}
-    cols |= {f"{f}_cs_rank": pct[:, i] for i, f in enumerate(features)}
-    return pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
+        clipped = np.clip(xt, lo[:, None], hi[:, None])
+        mean = np.nanmean(clipped, axis=1)
+        std = np.nanstd(clipped, axis=1)
+        z = np.where(std[:, None] > 0, (clipped - mean[:, None]) / std[:, None], 0.0)
+        pos = np.arange(rows)
+        new_run = np.ones(ranked.shape, dtype=bool)
+        new_run[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+        first = np.maximum.accumulate(np.where(new_run, pos, 0), axis=1)
+        run_end = np.ones(ranked.shape, dtype=bool)
+        run_end[:, :-1] = new_run[:, 1:]
+        last = np.minimum.accumulate(np.where(run_end, pos, rows)[:, ::-1], axis=1)[:, ::-1]
+        mid = np.empty(ranked.shape)
+        np.put_along_axis(mid, order, (first + last) / 2.0 + 1.0, axis=1)
+        pct = (mid - 1.0) / (n[:, None] - 1.0)
+    keep = valid & enough[:, None]
+    return np.where(keep, z, np.nan).T, np.where(keep, pct, np.nan).T
+
+
+def _percentile(ranked: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:
+    """Per row of ``ranked`` (sorted, its ``n`` valid values first): the ``q`` quantile
+    of the valid values as ``numpy.nanquantile`` computes it (NaN when ``n`` is 0)."""
+    at = (n - 1) * q
+    below = np.floor(at)
+    top = at >= n - 1
+    prev = np.where(top, n - 1, below).astype(np.intp).clip(0)
+    nxt = np.where(top, n - 1, below + 1).astype(np.intp).clip(0)
+    gamma = at - np.where(top, -1, below)  # as numpy: irrelevant when prev == nxt
+    a = np.take_along_axis(ranked, prev[:, None], axis=1)[:, 0]
+    b = np.take_along_axis(ranked, nxt[:, None], axis=1)[:, 0]
+    diff = b - a
+    out = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return np.where(n > 0, out, np.nan)
