@@ -67,8 +67,9 @@ def code_columns(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
                  events: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """One bucket's price rows (``INPUT_COLUMNS`` + ``market.INDEX_COLUMNS``) → the columns
     ``date, code, FEATURES, CARRIED`` of its rows dated ``>= emit_from`` (module
-    docstring), rows in ``(code, date)`` order; the features are NaN before ``start``. ``tidx`` maps every date of
-    ``pdf`` to its ``_tidx`` (computed from the offline calendar without it).
+    docstring), rows in ``(code, date)`` order; the features are NaN before ``start``.
+    ``tidx`` maps every date of ``pdf`` to its ``_tidx`` (computed from the offline
+    calendar without it).
 
     ``events`` holds the bucket's as-of source rows, ``_src`` naming the group of
     ``ASOF_GROUPS`` each feeds; a group whose source is absent from the build is left out
@@ -166,8 +167,8 @@ def series_features(prices_df: DataFrame, index: pd.DataFrame, dates: list[dt.da
         return pd.DataFrame({k: cols[k] for k in ("date", "code", *CARRIED)})
 
     present = [(g, df) for g, df in (sources or {}).items() if df is not None]
-    if not present:
-        return rows.groupBy("_bucket").applyInPandas(per_bucket, schema)
+    if not present:  # a one-argument function: Spark passes a two-argument one the key too
+        return rows.groupBy("_bucket").applyInPandas(lambda pdf: per_bucket(pdf), schema)
     events = None
     for group, df in present:
         part = df.select("code", "date", *ASOF_GROUPS[group][0], F.lit(group).alias("_src"), bucket)

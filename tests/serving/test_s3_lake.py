@@ -126,3 +126,25 @@ def test_worker_files_are_written_and_committed_on_s3(s3_env):
     # the kept day rewritten plus the new file; the first file is removed from the log only
     # (time travel keeps it until a vacuum), and no file of a write is left unlisted
     assert len(listed) == 2 and listed <= stored and len(stored - listed) == 1
+
+
+def test_handoff_files_are_written_read_and_removed_on_s3(s3_env):
+    """The per-code pass's handoff on ``s3://`` under the lake root: a bucket's rows filed
+    by period (a rewrite replaces the file), read back by period, removed whole."""
+    import numpy as np
+    import pyarrow as pa
+
+    from spark_jobs.features.handoff import Handoff
+
+    days = [dt.date(2024, 12, 2), dt.date(2024, 12, 3)]
+    handoff = Handoff.start()
+    assert handoff.uri.startswith(f"s3://{BUCKET}/lake/_scratch/")
+    rows = pa.table({"date": pa.array(days, pa.date32()), "code": ["13010", "13010"],
+                     "x": [1.0, 2.0]})
+    for _ in range(2):  # a retried task writes the same name again
+        handoff.write(3, np.array(days, dtype=object), rows)
+    assert handoff.read(days[1]).to_pylist() == [{"date": days[1], "code": "13010", "x": 2.0}]
+    scratch = [k for k in _keys(s3_env, "lake/_scratch/") if k.endswith(".arrow")]
+    assert len(scratch) == 2
+    handoff.remove()
+    assert not _keys(s3_env, handoff.uri.split(f"{BUCKET}/", 1)[1])

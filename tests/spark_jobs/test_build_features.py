@@ -258,12 +258,14 @@ def test_bad_ranges_and_missing_silver_fail_naming_what_before_any_write(spark, 
 
 def test_without_optional_sources_their_groups_are_null_and_the_build_says_so(
         spark, sim_silver, reference, window, tmp_path, caplog):
-    """No margin table and an empty flows table: the day builds, those groups are null, the
-    other groups equal the reference build's, and one log line names the null groups."""
+    """No margin or statements table and an empty flows table (the per-code pass then has
+    no source rows to cogroup): the day builds, those groups are null, the other groups
+    equal the reference build's, and one log line names the null groups."""
     _, _, gold = reference
     end = window[2]
     frames = {k: v for k, v in sim_silver.frames.items()
-              if k not in ("silver.margin_interest", "silver.investor_flows")}
+              if k not in ("silver.margin_interest", "silver.investor_flows",
+                           "silver.fins_statements")}
     root = sim_silver.copy_to(tmp_path / "lake", frames)
     flows = catalog.table("silver.investor_flows")
     deltars.write_dates(flows.arrow_schema().empty_table(), flows, [sim_silver.days[0]],
@@ -272,7 +274,7 @@ def test_without_optional_sources_their_groups_are_null_and_the_build_says_so(
         build_features.run(spark, end, end, lake_root=root)
     feats = read_gold(root, "gold.features")
     groups = build_features.code_groups()
-    absent = groups["margin"] + groups["flows"]
+    absent = groups["margin"] + groups["flows"] + groups["statements"]
     assert len(feats) > 0 and feats[absent].isna().all().all()
     present = [n for n in feature_names() if n not in absent]
     ref = gold["gold.features"]
@@ -283,3 +285,4 @@ def test_without_optional_sources_their_groups_are_null_and_the_build_says_so(
     assert len(lines) == 1, lines
     assert "margin" in lines[0] and "silver.margin_interest is missing" in lines[0]
     assert "flows" in lines[0] and "silver.investor_flows has no rows" in lines[0]
+    assert "statements" in lines[0] and "silver.fins_statements is missing" in lines[0]
