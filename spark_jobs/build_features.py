@@ -109,7 +109,7 @@ class FeatureFrames:
     features: DataFrame
     feature_keys: DataFrame
     labels: Callable[[], pa.Table]
-    peer_graph: DataFrame
+    peer_graph: pa.Table
     feature_dates: list[dt.date]
     label_dates: list[dt.date]
     cached: list[DataFrame] = field(default_factory=list)
@@ -150,23 +150,25 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
 
 def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
             sink: WorkerFiles | None = None,
-            ) -> tuple[DataFrame, DataFrame, DataFrame, list[DataFrame]]:
+            ) -> tuple[DataFrame, DataFrame, pa.Table, list[DataFrame]]:
     """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
     normalized per date; also returns their keys (``date, code``, from the input of the
-    one-row-per-row cross-sectional pass, cheap to check), the peer graph and the frames
-    this build cached (to unpersist once its tables are written).
+    one-row-per-row cross-sectional pass, cheap to check), the peer graph's rows of the
+    range (computed on the driver) and the frames this build cached (to unpersist once
+    its tables are written).
 
     Passes: (1) per code, one grouped pass over the look-back (price rows cogrouped with
     the code's margin and statement rows) computes every per-code group plus the trailing
     returns the later passes use (``series``): the features of the build's rows go to
     ``handoff`` as files, filed by snapshot period; the returns come back as rows, for
     the build's rows and the few weeks before them that the sector windows and the first
-    peer snapshot need; (2) the
-    peer graph, one group per snapshot; (3) the per-date context — sector aggregates by
+    peer snapshot need; (2) the peer graph, on the driver from the collected 1-day
+    returns (``peers.peer_graph``), each snapshot's edges filed in ``handoff``; (3) the
+    per-date context — sector aggregates by
     ``(date, sector)`` and the flows of each date — tiny tables broadcast onto the
     build's rows; (4) the cross-sectional pass, one group per snapshot period: peer
-    statistics and normalization, reading the period's per-code features from
-    ``handoff`` (``crosssection``; with a ``sink`` its workers write the rows as the
+    statistics and normalization, reading the period's per-code features and
+    edges from ``handoff`` (``crosssection``; with a ``sink`` its workers write the rows as the
     sink's files and the frame lists them). The price rows are shuffled once, into the
     per-code pass; after it only narrow rows are. Each silver table is read once. A group
     whose optional source is absent (``inputs.absent``) is null. ``handoff`` must outlive
@@ -174,6 +176,7 @@ def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
     """
     import bisect
 
+    import pyarrow as pa
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -193,9 +196,11 @@ def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
     # fill the cache now: the later passes' stages start together, and each would run the
     # per-code UDF itself while the cache is still empty
     ser.count()
-    graph = peers.build_peer_graph(ser, dates, k=pg["k"], window=pg["window"],
-                                   cadence=pg["cadence"], start=start)
-    graph = graph.persist(StorageLevel.MEMORY_AND_DISK)
+    returns = ser.select("date", "code", "_r1").filter(F.col("_r1").isNotNull()).toArrow()
+    graph = peers.peer_graph(returns, dates, k=pg["k"], window=pg["window"],
+                             cadence=pg["cadence"], start=start)
+    for snap, edges in graph.items():
+        handoff.write_edges(snap, edges)
     rows = ser.filter(F.col("date") >= F.lit(start))
     rows = sector.add_sector_features(rows, ser.filter(F.col("date") >= F.lit(first)),
                                       inputs.master_asof)
@@ -204,10 +209,10 @@ def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
     else:
         rows = flows.add_flow_features(rows, inputs.flows)
     rows = rows.select("date", "code", *sector.FEATURES, *flows.FEATURES, *crosssection.RETURNS)
-    features = crosssection.cross_sectional_pass(rows, graph, period_of, settings.names,
-                                                 handoff, sink)
-    in_range = (F.col("date") >= F.lit(start)) & (F.col("date") <= F.lit(inputs.end))
-    return features, rows.select("date", "code"), graph.filter(in_range), [ser, graph]
+    features = crosssection.cross_sectional_pass(rows, period_of, settings.names, handoff, sink)
+    in_range = [e for s, e in graph.items() if start <= s <= inputs.end]
+    graph_rows = pa.concat_tables(in_range) if in_range else peers.GRAPH_SCHEMA.empty_table()
+    return features, rows.select("date", "code"), graph_rows, [ser]
 
 
 def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
@@ -283,7 +288,7 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
     before any is written (bad rows fail the chunk with nothing stored), then each is
     replaced in its own Delta commit.
 
-    Labels and peer graph (a few columns) are collected to the driver as Arrow, checked
+    Labels and peer graph (a few columns) are computed on the driver as Arrow, checked
     there (``deltars.check_write``) and written by delta-rs: Spark's Delta writer spent
     more in its snapshot, check and rewrite jobs than in writing them. So are the
     features of a chunk of at most ``DRIVER_WRITE_DAYS``; a longer chunk's features are
@@ -321,7 +326,7 @@ def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
 
     writes = [("gold.features", frames.features.toArrow, frames.feature_dates),
               ("gold.labels", frames.labels, frames.label_dates),
-              ("gold.peer_graph", frames.peer_graph.toArrow, frames.feature_dates)]
+              ("gold.peer_graph", lambda: frames.peer_graph, frames.feature_dates)]
     if sink is not None:
         writes = writes[1:]
     with ThreadPoolExecutor(len(writes) + 2, thread_name_prefix="gold") as pool:

@@ -8,9 +8,9 @@ date's whole cross-section: the peer statistics (each code's peers' returns on t
 date, from the snapshot serving that date) and the normalization
 (``normalize.cross_section``). Both run here in one grouped pass: the narrow rows are
 grouped by the peer-graph snapshot that serves their date (their period, about
-``cadence`` dates), cogrouped with that snapshot's edges, and each group reads its
-period's per-code features from the handoff — no wide row is shuffled, and the graph
-needs no per-date explosion. Inside a group each date is normalized on its own, with
+``cadence`` dates), and each group reads its period's per-code features and that
+snapshot's edges (filed by the driver) from the handoff — no wide row is shuffled, and
+the graph needs no per-date explosion. Inside a group each date is normalized on its own, with
 its rows sorted by code: a date's values do not depend on which other dates share the
 group, so a daily run equals a full rebuild bit for bit.
 """
@@ -37,6 +37,7 @@ from spark_jobs.features.normalize import cross_section, normalized_names
 UNSERVED = dt.date(1900, 1, 1)
 #: per-code columns the pass reads besides the raw features
 RETURNS = ["_r1", "_r5"]
+NO_EDGES = pd.DataFrame({c: [] for c in peers.GRAPH_SCHEMA.names})
 
 
 def periods(dates: Sequence[dt.date], snapshots: Sequence[dt.date]) -> dict[dt.date, dt.date]:
@@ -74,16 +75,15 @@ def period_frame(rows: pd.DataFrame, edges: pd.DataFrame, features: Sequence[str
     return pd.concat(days, ignore_index=True)
 
 
-def cross_sectional_pass(rows: DataFrame, graph: DataFrame, period_of: Mapping[dt.date, dt.date],
+def cross_sectional_pass(rows: DataFrame, period_of: Mapping[dt.date, dt.date],
                          features: Sequence[str], handoff: Handoff,
                          sink: WorkerFiles | None = None) -> DataFrame:
     """One row out per row in: ``rows`` (``date``, ``code``, the raw features of
     ``features`` that the per-code pass does not write to ``handoff``, but
     ``peers.FEATURES``; ``RETURNS``; dated among ``period_of``) → ``date, code,
-    normalized_names(features)`` as float32, with the per-code features read from
-    ``handoff`` and the peer features from ``graph`` (``gold.peer_graph`` rows of the
-    periods' snapshots): each date uses its period's snapshot, none (null) for
-    ``UNSERVED``.
+    normalized_names(features)`` as float32, with the per-code features and the peer
+    graph's edges read from ``handoff``: each date uses its period's snapshot, none
+    (null peer features) for ``UNSERVED`` or a period without edges.
 
     With a ``sink`` the workers write those rows as the sink's files (a group's rows
     are in key order: dates in order, each sorted by code) and the frame holds one row
@@ -92,21 +92,20 @@ def cross_sectional_pass(rows: DataFrame, graph: DataFrame, period_of: Mapping[d
     spark = rows.sparkSession
     key = local_frame(spark, list(period_of.items()), ("date", "_snap"))
     left = rows.join(F.broadcast(key), on="date", how="inner")
-    edges = graph.select(F.col("date").alias("_snap"), "code", "peer_code", "rank", "corr")
     schema = StructType([rows.schema["date"], rows.schema["code"],
                          *[StructField(c, FloatType()) for c in normalized_names(features)]])
 
-    def per_period(pdf: pd.DataFrame, pedges: pd.DataFrame) -> pd.DataFrame:
-        rows = pdf.drop(columns="_snap")
-        if len(rows):
-            snap = pdf["_snap"].iloc[0]
-            rows = with_per_code(rows, handoff.read(snap), snap)
-        out = period_frame(rows, pedges.drop(columns="_snap"), features)
+    def per_period(pdf: pd.DataFrame) -> pd.DataFrame:
+        snap = pdf["_snap"].iloc[0]
+        rows = with_per_code(pdf.drop(columns="_snap"), handoff.read(snap), snap)
+        edges = handoff.read_edges(snap)
+        edges = NO_EDGES if edges is None else edges.to_pandas()
+        out = period_frame(rows, edges, features)
         if len(out) != len(pdf):  # the build checks the keys of this pass's input
             raise RuntimeError(f"cross-sectional pass: {len(pdf)} rows in, {len(out)} out")
         return out
 
-    grouped = left.groupBy("_snap").cogroup(edges.groupBy("_snap"))
+    grouped = left.groupBy("_snap")
     if sink is None:
         return grouped.applyInPandas(per_period, schema)
     return grouped.applyInPandas(sink.wrap(per_period), FILE_SCHEMA)

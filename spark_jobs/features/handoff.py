@@ -5,7 +5,8 @@ pass (``crosssection``) needs them grouped by snapshot period. Through Spark tho
 rows went Arrow -> rows -> cache -> shuffle -> rows -> Arrow (``benchmarks/results/features.md``).
 Instead each per-code task writes its bucket's rows of each period as one Arrow IPC file,
 ``<dir>/<period>/bucket-<n>.arrow``, and each cross-sectional task reads its period's
-files. Only the narrow columns (keys, trailing returns) travel through Spark.
+files. Only the narrow columns (keys, trailing returns) travel through Spark. The driver
+files each period's peer-graph edges beside them (``<dir>/<period>/edges.arrow``).
 
 The directory lives under the lake root (``_scratch/``) so that every executor of a
 cluster reaches it (local path or ``s3://``); the build removes it once the chunk's tables
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,8 @@ from gogooku3.settings import get_settings
 
 SCRATCH = "_scratch"
 _TEMP = ".tmp-"
+_BUCKET = "bucket-"
+_EDGES = "edges.arrow"
 
 
 @dataclass(frozen=True)
@@ -47,29 +49,43 @@ class Handoff:
     def write(self, bucket: int, periods: np.ndarray, table: pa.Table) -> None:
         """Write ``table``'s rows (``date``, ``code``, features) of bucket ``bucket`` as one
         file per period; ``periods[i]`` is the period (a date) of row ``i``."""
-        filesystem, root = open_filesystem(self.uri)
         keys, inverse = np.unique(periods, return_inverse=True)
         for i, period in enumerate(keys):
             rows = table.take(pa.array(np.flatnonzero(inverse == i)))
-            folder = f"{root}/{_period_name(period)}"
-            filesystem.create_dir(folder, recursive=True)
-            temp = f"{folder}/{_TEMP}{uuid.uuid4().hex}"
-            with filesystem.open_output_stream(temp) as out, pa.ipc.new_file(out, rows.schema) as w:
-                w.write_table(rows)
-            filesystem.move(temp, f"{folder}/bucket-{bucket}.arrow")
+            self._put(f"{_period_name(period)}/{_BUCKET}{bucket}.arrow", rows)
 
-    def read(self, period: dt.date, columns: Sequence[str] | None = None) -> pa.Table | None:
-        """Every bucket's rows of ``period`` (``columns`` of them), or ``None`` when no
-        bucket wrote any."""
+    def write_edges(self, period: dt.date, edges: pa.Table) -> None:
+        """Write the peer-graph edges of the snapshot serving ``period`` (``peers``)."""
+        self._put(f"{_period_name(period)}/{_EDGES}", edges)
+
+    def read_edges(self, period: dt.date) -> pa.Table | None:
+        """The edges ``write_edges`` wrote for ``period``, or ``None``."""
+        filesystem, root = open_filesystem(self.uri)
+        path = f"{root}/{_period_name(period)}/{_EDGES}"
+        if filesystem.get_file_info(path).type == fs.FileType.NotFound:
+            return None
+        with filesystem.open_input_file(path) as fh:
+            return pa.ipc.open_file(fh).read_all()
+
+    def _put(self, name: str, table: pa.Table) -> None:
+        """Write ``table`` as the Arrow IPC file ``name``, whole or not at all."""
+        filesystem, root = open_filesystem(self.uri)
+        folder, _, base = f"{root}/{name}".rpartition("/")
+        filesystem.create_dir(folder, recursive=True)
+        temp = f"{folder}/{_TEMP}{uuid.uuid4().hex}"
+        with filesystem.open_output_stream(temp) as out, pa.ipc.new_file(out, table.schema) as w:
+            w.write_table(table)
+        filesystem.move(temp, f"{folder}/{base}")
+
+    def read(self, period: dt.date) -> pa.Table | None:
+        """Every bucket's rows of ``period``, or ``None`` when no bucket wrote any."""
         filesystem, root = open_filesystem(self.uri)
         selector = fs.FileSelector(f"{root}/{_period_name(period)}", allow_not_found=True)
         tables = []
         for info in sorted(filesystem.get_file_info(selector), key=lambda i: i.base_name):
-            if info.base_name.startswith(_TEMP):
-                continue
-            with filesystem.open_input_file(info.path) as fh:
-                table = pa.ipc.open_file(fh).read_all()
-            tables.append(table.select(list(columns)) if columns is not None else table)
+            if info.base_name.startswith(_BUCKET):
+                with filesystem.open_input_file(info.path) as fh:
+                    tables.append(pa.ipc.open_file(fh).read_all())
         return pa.concat_tables(tables) if tables else None
 
     def remove(self) -> None:

@@ -29,13 +29,12 @@ def panel(spark, days, level):
 
 def by_workers(sink, df, fail_on=None):
     """One group per date, each written by a worker through ``sink``; returns the file rows."""
-    def per_date(left, right):
-        if fail_on is not None and (left["date"] == fail_on).any():
+    def per_date(rows):
+        if fail_on is not None and (rows["date"] == fail_on).any():
             raise RuntimeError("worker failed")
-        return left.sort_values("code")
+        return rows.sort_values("code")
 
-    grouped = df.groupBy("date").cogroup(df.limit(0).groupBy("date"))
-    return grouped.applyInPandas(sink.wrap(per_date), FILE_SCHEMA).collect()
+    return df.groupBy("date").applyInPandas(sink.wrap(per_date), FILE_SCHEMA).collect()
 
 
 def stored(spark, lake_root):

@@ -7,6 +7,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from gogooku3.jpx.calendar import TradingCalendar, offline_trading_days
@@ -474,8 +475,13 @@ def _ref_graph(prices: pd.DataFrame, snap: dt.date, k: int, window: int) -> pd.D
     return pd.DataFrame(rows, columns=["date", "code", "peer_code", "rank", "corr"])
 
 
+def _graph(ser, days, **kw) -> pd.DataFrame:
+    snaps = peers.peer_graph(ser.select("date", "code", "_r1").toArrow(), days, **kw)
+    return pa.concat_tables(snaps.values()).to_pandas()
+
+
 def test_peer_graph_neighbours_match_numpy_correlation_ranking(ser, pdata):
-    graph = peers.build_peer_graph(ser, DAYS, k=3, window=20, cadence=10).toPandas()
+    graph = _graph(ser, DAYS, k=3, window=20, cadence=10)
     index = {d: len(offline_trading_days(CALENDAR_ANCHOR, d)) - 1 for d in DAYS}
     expected_snaps = [d for d in DAYS if index[d] % 10 == 0 and DAYS.index(d) >= 20]
     snaps = sorted(graph["date"].unique())
@@ -499,10 +505,10 @@ def test_peer_graph_neighbours_match_numpy_correlation_ranking(ser, pdata):
 
 
 def test_peer_graph_from_a_later_start_reproduces_the_same_snapshots(ser, pdata):
-    full = peers.build_peer_graph(ser, DAYS, k=3, window=20, cadence=10).toPandas()
+    full = _graph(ser, DAYS, k=3, window=20, cadence=10)
     start = DAYS[85]
-    part = peers.build_peer_graph(ser.filter(f"date >= '{DAYS[40]}'"), DAYS[40:], k=3,
-                                  window=20, cadence=10, start=start).toPandas()
+    part = _graph(ser.filter(f"date >= '{DAYS[40]}'"), DAYS[40:], k=3, window=20, cadence=10,
+                  start=start)
     first = max(d for d in full["date"].unique() if d <= start)
     assert min(part["date"]) == first
     want = full[full["date"] >= first].sort_values(["date", "code", "rank"]).reset_index(drop=True)
@@ -511,7 +517,7 @@ def test_peer_graph_from_a_later_start_reproduces_the_same_snapshots(ser, pdata)
 
 
 def test_peer_features_use_latest_snapshot_and_peer_returns_of_the_day(ser, pdata):
-    graph = peers.build_peer_graph(ser, DAYS, k=3, window=20, cadence=10).toPandas()
+    graph = _graph(ser, DAYS, k=3, window=20, cadence=10)
     snaps = sorted(graph["date"].unique())
     serve = peers.serving_snapshots(DAYS, snaps)
     assert min(serve) == snaps[0] and serve[DAYS[-1]] == snaps[-1]
@@ -558,7 +564,8 @@ def _all_groups(spark, scratch, prices, topix, master, flow_rows, margin, statem
     feats, _keys, graph, cached = build_features.compose(inputs, settings, handoff)
     try:
         pdf = feats.filter(f"date <= '{CUT}'").toPandas()
-        g = graph.filter(f"date <= '{CUT}'").toPandas()
+        g = graph.to_pandas()
+        g = g[g["date"] <= CUT]
     finally:
         for df in cached:
             df.unpersist()

@@ -19,7 +19,7 @@ import pyarrow as pa
 from gogooku3.lake import catalog, deltars
 from gogooku3.market.sim import MarketConfig, PlantedSignal, SimulatedMarket
 from spark_jobs.features.normalize import cross_section
-from spark_jobs.features.peers import _top_k, snapshot_dates
+from spark_jobs.features.peers import snapshot_dates, snapshot_edges
 
 FEATURES = ("ret_1d", "ret_5d", "ret_20d", "log_ret_1d", "vol_20d", "peer_ret_1d_mean",
             "peer_ret_5d_mean", "peer_corr_mean")
@@ -41,10 +41,9 @@ def _peer_graph(ret: pd.DataFrame, days: list[dt.date], k: int = 10) -> pd.DataF
         t = days.index(snap)
         if t < 20:
             continue
-        win = ret.iloc[max(0, t - 59):t + 1]
-        long = win.rename_axis(index="date", columns="code").stack().rename("r").reset_index()
-        long["snap"] = snap
-        parts.append(_top_k(long, k, min_obs=20))
+        win = ret.iloc[max(0, t - 59):t + 1].sort_index(axis=1)
+        edges = snapshot_edges(win.to_numpy(dtype=float), win.columns.to_numpy(), k, min_obs=20)
+        parts.append(pd.DataFrame({"date": snap, **edges}))
     return pd.concat(parts, ignore_index=True)
 
 

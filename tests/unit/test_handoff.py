@@ -30,9 +30,13 @@ def test_rows_are_filed_by_period_and_a_rewrite_replaces_the_bucket_file(tmp_pat
     (tmp_path / "h" / "2025-01-06" / ".tmp-unfinished").write_bytes(b"partial")
     first = h.read(P1).to_pandas().sort_values(["date", "code"]).reset_index(drop=True)
     assert first[["date", "code"]].values.tolist() == [[D1, "A"], [D1, "B"], [D2, "A"]]
-    assert h.read(P2, columns=["code"]).column_names == ["code"]
     assert h.read(P2).num_rows == 1
     assert h.read(dt.date(2025, 2, 3)) is None
+    # a period's edges sit beside its buckets, read on their own
+    edges = pa.table({"code": ["A"], "peer_code": ["B"], "rank": pa.array([1], pa.int32())})
+    h.write_edges(P1, edges)
+    assert h.read_edges(P1).equals(edges)
+    assert h.read(P1).num_rows == 3 and h.read_edges(P2) is None
     h.remove()
     assert not (tmp_path / "h").exists()
     h.remove()  # removing twice is fine

@@ -18,6 +18,7 @@ group's rows (in key order) are cut into files of at most ``spec.rows_per_file``
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import logging
 import time
@@ -91,14 +92,14 @@ class WorkerFiles:
         return cls(spec, uri, lake_root, uuid.uuid4().hex[:12])
 
     def wrap(self, fn: Callable[..., pd.DataFrame]) -> Callable[..., pd.DataFrame]:
-        """``fn`` (a cogrouped UDF ``(left, right)`` returning ``spec``'s columns, rows in
-        key order) → a UDF writing those rows as files and returning their
-        ``FILE_SCHEMA`` rows."""
+        """``fn`` (a grouped ``(rows)`` or cogrouped ``(left, right)`` pandas UDF returning
+        ``spec``'s columns, rows in key order) → a UDF of the same arguments (Spark reads
+        their number) writing those rows as files and returning their ``FILE_SCHEMA``
+        rows."""
         schema, cap = self.spec.arrow_schema(), self.spec.rows_per_file or 1 << 62
         uri, write_id = self.uri, self.write_id
 
-        def write(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
-            out = fn(left, right)
+        def write(out: pd.DataFrame) -> pd.DataFrame:
             table = pa.Table.from_pandas(out[schema.names], schema=schema, preserve_index=False)
             filesystem, root = open_filesystem(uri)
             filesystem.create_dir(root, recursive=True)
@@ -106,7 +107,13 @@ class WorkerFiles:
                      for i in range(0, table.num_rows, cap)]
             return pd.DataFrame(files, columns=FILE_COLUMNS)
 
-        return write
+        def grouped(rows: pd.DataFrame) -> pd.DataFrame:
+            return write(fn(rows))
+
+        def cogrouped(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+            return write(fn(left, right))
+
+        return grouped if len(inspect.signature(fn).parameters) == 1 else cogrouped
 
     def commit(self, files: Sequence, owned: list[dt.date]) -> contract.Commit:
         """Commit ``files`` (the wrapped UDF's rows) replacing ``owned`` dates; delete this
