@@ -152,8 +152,9 @@ def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
             sink: WorkerFiles | None = None,
             ) -> tuple[DataFrame, DataFrame, pa.Table, list[DataFrame]]:
     """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
-    normalized per date; also returns their keys (``date, code``, from the input of the
-    one-row-per-row cross-sectional pass, cheap to check), the peer graph's rows of the
+    normalized per date; also returns their keys (``date, code`` of the per-code pass's
+    cached rows, cheap to check: the cross-sectional pass maps each of its rows to one
+    row and checks, per period, that its rows' keys are the handoff's, which are these), the peer graph's rows of the
     range (computed on the driver) and the frames this build cached (to unpersist once
     its tables are written).
 
@@ -212,7 +213,7 @@ def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
     features = crosssection.cross_sectional_pass(rows, period_of, settings.names, handoff, sink)
     in_range = [e for s, e in graph.items() if start <= s <= inputs.end]
     graph_rows = pa.concat_tables(in_range) if in_range else peers.GRAPH_SCHEMA.empty_table()
-    return features, rows.select("date", "code"), graph_rows, [ser]
+    return features, ser.filter(F.col("date") >= F.lit(start)).select("date", "code"), graph_rows, [ser]
 
 
 def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
@@ -293,8 +294,8 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
     more in its snapshot, check and rewrite jobs than in writing them. So are the
     features of a chunk of at most ``DRIVER_WRITE_DAYS``; a longer chunk's features are
     written by the cross-sectional pass's workers (``worker_files``) and committed only
-    once their keys have passed the check on the pass's input (run beside the pass,
-    which maps each row to one row and checks that in its UDF)."""
+    once the keys have passed the check (``compose``; run beside the pass) and the files
+    hold as many rows as there are keys."""
     from gogooku3.lake import catalog
     from gogooku3.lake.worker_files import WorkerFiles
     from spark_jobs.features.handoff import Handoff
@@ -339,7 +340,11 @@ def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
                    for (table, _, dates), rows in zip(writes, data, strict=True)]
         rows = {}
         if sink is not None:
-            keys.result()  # a bad key fails the chunk here, with its own message
+            expected = keys.result()  # a bad key fails the chunk here, with its own message
+            written = sum(f["rows"] for f in files.result())
+            if written != expected:
+                raise FeatureBuildError(f"feature build: the cross-sectional pass wrote {written}"
+                                        f" rows for {expected} keys")
             rows["gold.features"] = sink.commit(files.result(), frames.feature_dates).rows
     return rows | {w.spec.name: w.commit().rows for w in checked}
 

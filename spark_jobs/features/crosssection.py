@@ -6,7 +6,7 @@ The per-code pass (``series``) has written every row's per-code features to the
 per-date context (sector statistics, flows) has been broadcast. What is left needs a
 date's whole cross-section: the peer statistics (each code's peers' returns on the same
 date, from the snapshot serving that date) and the normalization
-(``normalize.cross_section``). Both run here in one grouped pass: the narrow rows are
+(``normalize.by_date``). Both run here in one grouped pass: the narrow rows are
 grouped by the peer-graph snapshot that serves their date (their period, about
 ``cadence`` dates), and each group reads its period's per-code features and that
 snapshot's edges (filed by the driver) from the handoff — no wide row is shuffled, and
@@ -28,10 +28,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import FloatType, StructField, StructType
 
 from gogooku3.lake.worker_files import FILE_SCHEMA, WorkerFiles
-from spark_jobs.features import peers
+from spark_jobs.features import normalize, peers
 from spark_jobs.features.handoff import Handoff
 from spark_jobs.features.local import local_frame
-from spark_jobs.features.normalize import cross_section, normalized_names
+from spark_jobs.features.normalize import normalized_names
 
 #: the group key of dates no snapshot serves (their peer features are null)
 UNSERVED = dt.date(1900, 1, 1)
@@ -64,15 +64,21 @@ def with_per_code(rows: pd.DataFrame, per_code: pa.Table | None, period: dt.date
     return pd.concat([rows, wide.drop(columns=["date", "code"])], axis=1)
 
 
-def period_frame(rows: pd.DataFrame, edges: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+def period_table(rows: pd.DataFrame, edges: pd.DataFrame, features: Sequence[str]) -> pa.Table:
     """One snapshot period: ``rows`` (``date``, ``code``, the raw features but the peer
-    group, ``RETURNS``) and the snapshot's ``edges`` (``gold.peer_graph`` columns) →
-    ``date, code, normalized_names(features)`` (float32), dates in order."""
-    rows = rows.assign(**peers.peer_stats(rows, edges))
-    days = [cross_section(day, features) for _, day in rows.groupby("date", sort=True)]
-    if not days:
-        return pd.DataFrame({c: [] for c in ("date", "code", *normalized_names(features))})
-    return pd.concat(days, ignore_index=True)
+    group, ``RETURNS``; sorted by ``(date, code)``, as ``with_per_code`` returns them) and
+    the snapshot's ``edges`` (``gold.peer_graph`` columns) → ``date, code,
+    normalized_names(features)`` (float32, null where NaN), in the same order."""
+    peer = peers.peer_stats(rows, edges)
+    values = np.empty((len(features), len(rows)), dtype=np.float32)  # a feature per row
+    for j, name in enumerate(features):
+        values[j] = peer[name] if name in peer else rows[name].to_numpy(dtype=float,
+                                                                       na_value=np.nan)
+    dates = rows["date"].to_numpy()
+    columns = [pa.array(dates, pa.date32()), pa.array(rows["code"].to_numpy(), pa.string())]
+    for block in normalize.by_date(dates, values):  # raw, z, rank
+        columns += [pa.array(column, from_pandas=True) for column in block]
+    return pa.Table.from_arrays(columns, ["date", "code", *normalized_names(features)])
 
 
 def cross_sectional_pass(rows: DataFrame, period_of: Mapping[dt.date, dt.date],
@@ -100,12 +106,9 @@ def cross_sectional_pass(rows: DataFrame, period_of: Mapping[dt.date, dt.date],
         rows = with_per_code(pdf.drop(columns="_snap"), handoff.read(snap), snap)
         edges = handoff.read_edges(snap)
         edges = NO_EDGES if edges is None else edges.to_pandas()
-        out = period_frame(rows, edges, features)
-        if len(out) != len(pdf):  # the build checks the keys of this pass's input
-            raise RuntimeError(f"cross-sectional pass: {len(pdf)} rows in, {len(out)} out")
-        return out
+        return period_table(rows, edges, features)
 
     grouped = left.groupBy("_snap")
     if sink is None:
-        return grouped.applyInPandas(per_period, schema)
+        return grouped.applyInPandas(lambda pdf: per_period(pdf).to_pandas(), schema)
     return grouped.applyInPandas(sink.wrap(per_period), FILE_SCHEMA)

@@ -17,9 +17,9 @@ Raw features are computed in float64 and stored as float32 (what the model reads
 statistics are computed (in float64) from the raw values rounded to float32, so a stored
 z-score and rank describe exactly the stored raw values; every output is float32.
 
-Pure pandas/numpy over one date's rows, run by the build's cross-sectional pass
-(``crosssection``). Why not Spark aggregates: exact 1st/99th percentiles and ranks for ~100 columns would take one sort per
-column in Spark, and the partial sums of a distributed ``avg``/``stddev`` are merged in
+Pure numpy over each date's rows, run by the build's cross-sectional pass
+(``crosssection``). Why not Spark aggregates: exact 1st/99th percentiles and ranks for
+~100 columns would take one sort per column in Spark, and the partial sums of a distributed ``avg``/``stddev`` are merged in
 an order that depends on partitioning, so a daily run and a full rebuild could differ in
 the last bit; here each date's rows are sorted by code and reduced in that fixed order.
 """
@@ -30,7 +30,6 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
 WINSOR_QUANTILES = (1.0, 99.0)
 
@@ -40,31 +39,40 @@ def normalized_names(features: Sequence[str]) -> list[str]:
     return [*features, *[f"{f}_cs_z" for f in features], *[f"{f}_cs_rank" for f in features]]
 
 
-def cross_section(pdf: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
-    """One date's rows → date, code and ``normalized_names(features)`` (module docstring)."""
-    pdf = pdf.sort_values("code", kind="stable").reset_index(drop=True)
-    x = pdf[list(features)].to_numpy(dtype=np.float32)
+def by_date(dates: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of consecutive dates (``dates``, each date's rows together and sorted by code)
+    and their raw features as ``columns`` (``[features, rows]``) → the raw values,
+    z-scores and percentile ranks as float32 ``[features, rows]`` arrays (module
+    docstring), each date normalized on its own. Non-finite raw values come out null
+    (NaN)."""
+    x = np.array(columns, dtype=np.float32)
     x[~np.isfinite(x)] = np.nan
-    z, pct = normalize(x)
-    values = np.concatenate([x, z.astype(np.float32), pct.astype(np.float32)], axis=1)
-    out = pd.DataFrame(values, columns=normalized_names(features))
-    out.insert(0, "code", pdf["code"])
-    out.insert(0, "date", pdf["date"])
-    return out
+    z, pct = np.empty_like(x), np.empty_like(x)
+    edges = [0, *(np.flatnonzero(dates[1:] != dates[:-1]) + 1).tolist(), len(dates)]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        if b > a:
+            z[:, a:b], pct[:, a:b] = normalize_columns(np.ascontiguousarray(x[:, a:b]))
+    return x, z, pct
 
 
 def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``[rows, features]`` float32 values of one date (NaN: null) → their z-scores and
     percentile ranks in float64 (module docstring), NaN where the value is null or the
-    column has fewer than 2 values.
+    column has fewer than 2 values (``normalize_columns`` on the transpose)."""
+    z, pct = normalize_columns(np.ascontiguousarray(x.T))
+    return z.T, pct.T
+
+
+def normalize_columns(xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``normalize`` of one date's values laid out ``[features, rows]`` (C order: each
+    feature's values contiguous), results in the same layout.
 
     One sort per column serves both statistics: the winsor bounds are read from the
     sorted values as ``numpy.nanpercentile`` computes them (linear interpolation,
     numpy's rounding) and a value's average rank is the middle of its run of ties. The
     sort is of 64-bit keys (the value's order-preserving bits, then its row), which
     numpy sorts several times faster than it argsorts doubles."""
-    rows = x.shape[0]
-    xt = np.ascontiguousarray(x.T)  # [features, rows]: each column's values contiguous
+    rows = xt.shape[1]
     valid = ~np.isnan(xt)
     bits = xt.view(np.uint32)
     # negative values: all bits flipped; positive: the sign bit set (IEEE order as unsigned)
@@ -80,10 +88,12 @@ def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = (_percentile(ranked, n, q / 100.0) for q in WINSOR_QUANTILES)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-null columns: nan stats
-        clipped = np.clip(xt, lo[:, None], hi[:, None])
-        mean = np.nanmean(clipped, axis=1)
-        std = np.nanstd(clipped, axis=1)
-        z = np.where(std[:, None] > 0, (clipped - mean[:, None]) / std[:, None], 0.0)
+        # numpy's nanmean and nanstd, step for step (nulls as 0 in the sums), sharing passes
+        clipped = np.where(valid, np.clip(xt, lo[:, None], hi[:, None]), 0.0)
+        mean = clipped.sum(axis=1) / n
+        dev = np.where(valid, clipped - mean[:, None], 0.0)
+        std = np.sqrt((dev * dev).sum(axis=1) / n)
+        z = np.where(std[:, None] > 0, dev / std[:, None], 0.0)
         pos = np.arange(rows)
         new_run = np.ones(ranked.shape, dtype=bool)
         new_run[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
@@ -95,7 +105,7 @@ def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         np.put_along_axis(mid, order, (first + last) / 2.0 + 1.0, axis=1)
         pct = (mid - 1.0) / (n[:, None] - 1.0)
     keep = valid & enough[:, None]
-    return np.where(keep, z, np.nan).T, np.where(keep, pct, np.nan).T
+    return np.where(keep, z, np.nan), np.where(keep, pct, np.nan)
 
 
 def _percentile(ranked: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from gogooku3.lake import catalog, deltars
 from gogooku3.market.sim import MarketConfig, PlantedSignal, SimulatedMarket
-from spark_jobs.features.normalize import cross_section
+from spark_jobs.features.normalize import by_date, normalized_names
 from spark_jobs.features.peers import snapshot_dates, snapshot_edges
 
 FEATURES = ("ret_1d", "ret_5d", "ret_20d", "log_ret_1d", "vol_20d", "peer_ret_1d_mean",
@@ -88,8 +88,11 @@ def build_gold(market: SimulatedMarket, lake_root: str) -> dict:
     for name, frame in raw.items():
         long[name] = frame.to_numpy().ravel()
     long = long[present.notna().to_numpy().ravel()]
-    feats = pd.concat([cross_section(g, FEATURES) for _, g in long.groupby("date")],
-                      ignore_index=True)
+    long = long.sort_values(["date", "code"], kind="stable").reset_index(drop=True)
+    blocks = by_date(long["date"].to_numpy(), long[list(FEATURES)].to_numpy(dtype=np.float32).T)
+    feats = pd.DataFrame(np.concatenate(blocks).T, columns=normalized_names(FEATURES))
+    feats.insert(0, "code", long["code"])
+    feats.insert(0, "date", long["date"])
     spec = catalog.table("gold.features")
     table = {c: feats[c] if c in feats else pd.Series(np.nan, index=feats.index)
              for c in spec.column_names}

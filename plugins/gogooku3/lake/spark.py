@@ -123,6 +123,12 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # rows per Arrow batch to and from pandas UDFs (default 10,000): fewer, larger
         # batches for the grouped passes' groups of 100,000+ rows
         "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
+        # the Python workers' numpy kernels allocate and free temporaries of a few MB by the
+        # hundred per task; glibc handed each back to the OS and faulted it in again on
+        # first touch: 40 % of the normalization's time (55 -> 32 ms per 4,000 x 106
+        # date). Blocks under 64 MB come from the heap, which keeps up to 256 MB free.
+        "spark.executorEnv.MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+        "spark.executorEnv.MALLOC_TRIM_THRESHOLD_": str(256 << 20),
         "spark.driver.memory": settings.spark_driver_memory,
         # Trade dates are DATE columns; keep timestamp semantics independent of the host.
         "spark.sql.session.timeZone": "UTC",

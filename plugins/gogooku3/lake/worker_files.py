@@ -93,14 +93,15 @@ class WorkerFiles:
 
     def wrap(self, fn: Callable[..., pd.DataFrame]) -> Callable[..., pd.DataFrame]:
         """``fn`` (a grouped ``(rows)`` or cogrouped ``(left, right)`` pandas UDF returning
-        ``spec``'s columns, rows in key order) → a UDF of the same arguments (Spark reads
-        their number) writing those rows as files and returning their ``FILE_SCHEMA``
-        rows."""
+        ``spec``'s columns as a pandas or Arrow table, rows in key order) → a UDF of the
+        same arguments (Spark reads their number) writing those rows as files and
+        returning their ``FILE_SCHEMA`` rows."""
         schema, cap = self.spec.arrow_schema(), self.spec.rows_per_file or 1 << 62
         uri, write_id = self.uri, self.write_id
 
-        def write(out: pd.DataFrame) -> pd.DataFrame:
-            table = pa.Table.from_pandas(out[schema.names], schema=schema, preserve_index=False)
+        def write(out: pd.DataFrame | pa.Table) -> pd.DataFrame:
+            table = (out.select(schema.names).cast(schema) if isinstance(out, pa.Table) else
+                     pa.Table.from_pandas(out[schema.names], schema=schema, preserve_index=False))
             filesystem, root = open_filesystem(uri)
             filesystem.create_dir(root, recursive=True)
             files = [_write_file(filesystem, root, write_id, table.slice(i, cap))
