@@ -153,8 +153,10 @@ def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
             ) -> tuple[DataFrame, DataFrame, pa.Table, list[DataFrame]]:
     """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
     normalized per date; also returns their keys (``date, code`` of the per-code pass's
-    cached rows, cheap to check: the cross-sectional pass maps each of its rows to one
-    row and checks, per period, that its rows' keys are the handoff's, which are these), the peer graph's rows of the
+    cached rows, cheap to count: each is a trading day of the range (``read_inputs``)
+    and unique (the per-code pass checks its rows' keys), and each group of the
+    cross-sectional pass checks that its rows' keys are its handoff files', which are
+    these), the peer graph's rows of the
     range (computed on the driver) and the frames this build cached (to unpersist once
     its tables are written).
 
@@ -294,8 +296,8 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
     more in its snapshot, check and rewrite jobs than in writing them. So are the
     features of a chunk of at most ``DRIVER_WRITE_DAYS``; a longer chunk's features are
     written by the cross-sectional pass's workers (``worker_files``) and committed only
-    once the keys have passed the check (``compose``; run beside the pass) and the files
-    hold as many rows as there are keys."""
+    once the files hold as many rows as there are keys (``compose``: checked as they
+    arise; counted beside the pass)."""
     from gogooku3.lake import catalog
     from gogooku3.lake.worker_files import WorkerFiles
     from spark_jobs.features.handoff import Handoff
@@ -323,7 +325,7 @@ def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
     features' key check run concurrently, the commits after every check."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from gogooku3.lake import deltars, spark_io
+    from gogooku3.lake import deltars
 
     writes = [("gold.features", frames.features.toArrow, frames.feature_dates),
               ("gold.labels", frames.labels, frames.label_dates),
@@ -333,14 +335,13 @@ def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
     with ThreadPoolExecutor(len(writes) + 2, thread_name_prefix="gold") as pool:
         if sink is not None:
             files = pool.submit(frames.features.collect)
-            keys = pool.submit(spark_io.check_keys, frames.feature_keys, "gold.features",
-                               frames.feature_dates)
+            keys = pool.submit(frames.feature_keys.count)
         data = list(pool.map(lambda w: w[1](), writes))
         checked = [deltars.check_write(rows, table, dates, lake_root=lake_root)
                    for (table, _, dates), rows in zip(writes, data, strict=True)]
         rows = {}
         if sink is not None:
-            expected = keys.result()  # a bad key fails the chunk here, with its own message
+            expected = keys.result()
             written = sum(f["rows"] for f in files.result())
             if written != expected:
                 raise FeatureBuildError(f"feature build: the cross-sectional pass wrote {written}"

@@ -89,7 +89,8 @@ def read_inputs(
     (as-of joins and year-on-year comparisons need older rows); the master whole.
 
     Raises ``FeatureInputError`` naming the table and dates when a required table is
-    missing or silver prices hold no row in ``[start, end]``.
+    missing, or silver prices hold no row in ``[start, end]`` or a row in the read that
+    is not on a trading day.
     """
     cal = calendar or TradingCalendar()
     read_from = cal.trading_days_back(start, LOOKBACK)
@@ -114,6 +115,13 @@ def read_inputs(
     if not dates or dates[-1] < start:
         raise FeatureInputError(
             f"feature build {start}..{end}: {PRICES} has no rows dated {start}..{end}"
+        )
+    sessions = set(cal.trading_days(read_from, end))
+    stray = [d for d in dates if d not in sessions]
+    if stray:  # they would enter the windows as sessions, and the range's as gold rows
+        raise FeatureInputError(
+            f"feature build {start}..{end}: {PRICES} has rows on days that are not JPX"
+            f" trading days: {', '.join(map(str, stray[:5]))}"
         )
     log.info("inputs: %s from %s (look-back %d trading days) to %s", PRICES, read_from, LOOKBACK, end)
     # a few hundred rows: the driver computes the index series (market.market_series)

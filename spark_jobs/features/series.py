@@ -62,6 +62,22 @@ def _trailing_mean(x: np.ndarray, n: int) -> np.ndarray:
         return np.where(k > 0, s / k, np.nan)
 
 
+class PriceKeyError(ValueError):
+    """The price rows of a bucket hold a null or repeated ``(date, code)``."""
+
+
+def _check_keys(dates: np.ndarray, codes: np.ndarray) -> None:
+    """Raise ``PriceKeyError`` naming the first few bad keys of rows sorted by
+    ``(code, date)``: the features' keys are these rows' keys (``gold.features``'s
+    primary key is checked here, where its rows originate)."""
+    if pd.isna(dates).any() or pd.isna(codes).any():
+        raise PriceKeyError("per-code pass: price rows with a null date or code")
+    again = np.flatnonzero((codes[1:] == codes[:-1]) & (dates[1:] == dates[:-1]))
+    if len(again):
+        keys = ", ".join(f"date={dates[i]}, code={codes[i]}" for i in again[:5])
+        raise PriceKeyError(f"per-code pass: {len(again)} repeated price rows (date, code): {keys}")
+
+
 def code_columns(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
                  tidx: Mapping[dt.date, int] | None = None,
                  events: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
@@ -76,6 +92,7 @@ def code_columns(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
     of ``events`` (``None``: all of them) and comes out null."""
     pdf = pdf.sort_values(["code", "date"], kind="stable").reset_index(drop=True)
     dates, codes = pdf["date"].to_numpy(), pdf["code"].to_numpy()
+    _check_keys(dates, codes)
     col = {k: pdf[k].to_numpy(dtype=float, na_value=np.nan) for k in
            (*BAR_COLUMNS, "adj_volume", "volume", "turnover", *market.INDEX_COLUMNS)}
     for k in ("upper_limit_hit", "lower_limit_hit"):

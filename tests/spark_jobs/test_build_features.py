@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from scipy.stats import rankdata
 from sj_helpers import read_gold
@@ -254,6 +255,22 @@ def test_bad_ranges_and_missing_silver_fail_naming_what_before_any_write(spark, 
                            lake_root=str(tmp_path / "empty"))
     for table in GOLD:
         assert not (tmp_path / "empty" / "gold" / table.split(".")[1]).exists()
+
+
+def test_a_price_row_on_a_day_without_trading_fails_naming_it_before_any_write(
+        spark, sim_silver, window, tmp_path):
+    day = window[2]
+    saturday = day - dt.timedelta(days=(day.weekday() - 5) % 7 or 7)  # in the look-back
+    root = sim_silver.copy_to(tmp_path / "lake")
+    prices = catalog.table("silver.equities_prices_daily")
+    row = deltars.read_table(prices, day, day, lake_root=root).slice(0, 1)
+    row = row.set_column(row.schema.get_field_index("date"), "date",
+                         pa.array([saturday], pa.date32()))
+    deltars.write_dates(row, prices, [saturday], lake_root=root)
+    with pytest.raises(FeatureInputError, match=f"not JPX trading days: {saturday}"):
+        build_features.run(spark, day, day, lake_root=root)
+    for table in GOLD:
+        assert not (Path(root) / "gold" / table.split(".")[1]).exists()
 
 
 def test_without_optional_sources_their_groups_are_null_and_the_build_says_so(

@@ -71,14 +71,6 @@ def check_write(df, table: str | TableSpec, dates: Iterable[dt.date] | None,
     return write
 
 
-def check_keys(keys, table: str | TableSpec, dates: Iterable[dt.date] | None) -> int:
-    """The key checks of ``write_dates`` (same errors) on ``keys``, a frame holding exactly
-    the key rows of a write stored some other way (``worker_files``); returns their number."""
-    spec = _spec(table)
-    return _check_rows(keys.select(*[c for c in spec.column_names if c in spec.required]), spec,
-                       contract.owned_dates(spec, dates))
-
-
 @dataclass
 class CheckedWrite:
     """A write of ``df`` into ``spec`` whose rows passed ``check_write``; nothing is stored
@@ -139,10 +131,9 @@ def _holds_only(spec: TableSpec, owned: list[dt.date], lake_root: str | None) ->
         return True
 
 
-def _check_rows(df, spec: TableSpec, owned: list[dt.date] | None) -> int:
+def _check_rows(df, spec: TableSpec, owned: list[dt.date] | None) -> None:
     """Null keys, rows outside ``owned`` and duplicate primary keys of ``df``, in that
-    order, from one job (rows per key, then per partition date); raises as ``write_dates``.
-    Returns the number of rows."""
+    order, from one job (rows per key, then per partition date); raises as ``write_dates``."""
     from pyspark.sql import functions as F
 
     null = F.lit(False)
@@ -153,8 +144,7 @@ def _check_rows(df, spec: TableSpec, owned: list[dt.date] | None) -> int:
     )
     # the catalogue keeps the partition column inside the primary key
     part = [F.col(c) for c in spec.partition_by] or [F.lit(None).alias("_all")]
-    summary = per_key.groupBy(*part).agg(F.max("_n").alias("_n"), F.max("_null").alias("_null"),
-                                         F.sum("_n").alias("_rows"))
+    summary = per_key.groupBy(*part).agg(F.max("_n").alias("_n"), F.max("_null").alias("_null"))
     summary = summary.collect()
     if any(r["_null"] for r in summary):
         raise LakeDateError(f"{spec.name}: null in key columns {sorted(spec.required)}")
@@ -167,7 +157,6 @@ def _check_rows(df, spec: TableSpec, owned: list[dt.date] | None) -> int:
             f"{spec.name}: duplicate primary key {spec.primary_key}{where}: "
             + contract.describe_keys(spec, [r.asDict() for r in dupes])
         )
-    return sum(r["_rows"] for r in summary)
 
 
 def last_commit(spark, path: str) -> contract.Commit:
