@@ -322,7 +322,7 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
 def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
                      lake_root: str | None) -> dict[str, int | None]:
     """``_build_chunk``'s checks and writes; the collects, the workers' pass and the
-    features' key check run concurrently, the commits after every check."""
+    count of the features' keys run concurrently, the commits after every check."""
     from concurrent.futures import ThreadPoolExecutor
 
     from gogooku3.lake import deltars
