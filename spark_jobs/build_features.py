@@ -342,11 +342,12 @@ def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
         rows = {}
         if sink is not None:
             expected = keys.result()
-            written = sum(f["rows"] for f in files.result())
-            if written != expected:
-                raise FeatureBuildError(f"feature build: the cross-sectional pass wrote {written}"
+            written = files.result()
+            count = sum(f["rows"] for f in written)
+            if count != expected:
+                raise FeatureBuildError(f"feature build: the cross-sectional pass wrote {count}"
                                         f" rows for {expected} keys")
-            rows["gold.features"] = sink.commit(files.result(), frames.feature_dates).rows
+            rows["gold.features"] = sink.commit(written, frames.feature_dates).rows
     return rows | {w.spec.name: w.commit().rows for w in checked}
 
 

@@ -64,8 +64,7 @@ class Handoff:
         path = f"{root}/{_period_name(period)}/{_EDGES}"
         if filesystem.get_file_info(path).type == fs.FileType.NotFound:
             return None
-        with filesystem.open_input_file(path) as fh:
-            return pa.ipc.open_file(fh).read_all()
+        return _read_file(filesystem, path)
 
     def _put(self, name: str, table: pa.Table) -> None:
         """Write ``table`` as the Arrow IPC file ``name``, whole or not at all."""
@@ -84,8 +83,7 @@ class Handoff:
         tables = []
         for info in sorted(filesystem.get_file_info(selector), key=lambda i: i.base_name):
             if info.base_name.startswith(_BUCKET):
-                with filesystem.open_input_file(info.path) as fh:
-                    tables.append(pa.ipc.open_file(fh).read_all())
+                tables.append(_read_file(filesystem, info.path))
         return pa.concat_tables(tables) if tables else None
 
     def remove(self) -> None:
@@ -93,6 +91,11 @@ class Handoff:
         filesystem, root = open_filesystem(self.uri)
         if filesystem.get_file_info(root).type != fs.FileType.NotFound:
             filesystem.delete_dir(root)
+
+
+def _read_file(filesystem: fs.FileSystem, path: str) -> pa.Table:
+    with filesystem.open_input_file(path) as fh:
+        return pa.ipc.open_file(fh).read_all()
 
 
 def _period_name(period: dt.date | np.datetime64) -> str:

@@ -19,7 +19,8 @@ z-score and rank describe exactly the stored raw values; every output is float32
 
 Pure numpy over each date's rows, run by the build's cross-sectional pass
 (``crosssection``). Why not Spark aggregates: exact 1st/99th percentiles and ranks for
-~100 columns would take one sort per column in Spark, and the partial sums of a distributed ``avg``/``stddev`` are merged in
+~100 columns would take one sort per column in Spark, and the partial sums of a
+distributed ``avg``/``stddev`` are merged in
 an order that depends on partitioning, so a daily run and a full rebuild could differ in
 the last bit; here each date's rows are sorted by code and reduced in that fixed order.
 """
@@ -55,17 +56,11 @@ def by_date(dates: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndar
     return x, z, pct
 
 
-def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``[rows, features]`` float32 values of one date (NaN: null) → their z-scores and
-    percentile ranks in float64 (module docstring), NaN where the value is null or the
-    column has fewer than 2 values (``normalize_columns`` on the transpose)."""
-    z, pct = normalize_columns(np.ascontiguousarray(x.T))
-    return z.T, pct.T
-
-
 def normalize_columns(xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``normalize`` of one date's values laid out ``[features, rows]`` (C order: each
-    feature's values contiguous), results in the same layout.
+    """One date's float32 values laid out ``[features, rows]`` (C order: each feature's
+    values contiguous; NaN: null) → their z-scores and percentile ranks in float64, same
+    layout (module docstring), NaN where the value is null or the feature has fewer than
+    2 values.
 
     One sort per column serves both statistics: the winsor bounds are read from the
     sorted values as ``numpy.nanpercentile`` computes them (linear interpolation,
