@@ -26,7 +26,6 @@ import pyarrow as pa
 from pyarrow import fs
 
 from gogooku3.lake.worker_files import open_filesystem
-from gogooku3.settings import get_settings
 
 SCRATCH = "_scratch"
 _TEMP = ".tmp-"
@@ -43,6 +42,8 @@ class Handoff:
     @classmethod
     def start(cls, lake_root: str | None = None) -> Handoff:
         """A new, empty handoff under ``<lake root>/_scratch/``."""
+        from gogooku3.settings import get_settings  # the driver's: the workers load no settings
+
         root = (lake_root or get_settings().lake_uri).rstrip("/")
         return cls(f"{root}/{SCRATCH}/features-{uuid.uuid4().hex[:12]}")
 

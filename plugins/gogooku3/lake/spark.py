@@ -3,7 +3,8 @@
 Delta's jars are resolved from Maven Central through Ivy (``spark.jars.packages``)
 into ``<cache_dir>/ivy`` with the project's own ``configs/ivysettings.xml``, which
 skips ``~/.m2`` (a ``.pom`` there without its ``.jar`` makes Ivy fail and cache the
-failure). After the first resolution the jars are reused offline.
+failure). Later sessions pass the jars Ivy chose as ``spark.jars`` and start the driver
+JVM from a class-data archive when ``make setup`` wrote one (``spark_startup``).
 
 A lake root on object storage (``s3://bucket/prefix``) adds hadoop-aws (the version of
 the Hadoop client jars pyspark ships) to the same resolution and routes ``s3://`` and
@@ -22,6 +23,7 @@ import os
 from importlib import metadata
 from pathlib import Path
 
+from gogooku3.lake import spark_startup
 from gogooku3.settings import PROJECT_ROOT, Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,11 @@ def ivy_dir(settings: Settings) -> Path:
     return settings.resolved_path("cache_dir") / "ivy"
 
 
+def spark_packages(settings: Settings) -> list[str]:
+    """Maven coordinates a session needs: Delta, plus hadoop-aws for a lake on S3."""
+    return [delta_package(), *([hadoop_aws_package()] if settings.lake_on_s3 else [])]
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
     """Spark configuration shared by in-process sessions and ``spark-submit``.
 
@@ -84,7 +91,16 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     ivy = ivy_dir(settings)
     ivy.mkdir(parents=True, exist_ok=True)
     conf_s3 = s3_conf(settings)
-    packages = [delta_package(), *([hadoop_aws_package()] if conf_s3 else [])]
+    packages = spark_packages(settings)
+    jars = spark_startup.resolved_jars(ivy, packages)
+    artifacts = {"spark.jars": ",".join(jars)} if jars else {
+        "spark.jars.packages": ",".join(packages),
+        "spark.jars.ivy": str(ivy),
+        "spark.jars.ivySettings": str(IVY_SETTINGS),
+    }
+    archive = spark_startup.class_archive(settings.resolved_path("cache_dir"), packages)
+    if archive.exists():
+        artifacts["spark.driver.extraJavaOptions"] = f"-XX:SharedArchiveFile={archive}"
     # lake reads pass the files the Delta log lists (``spark_io.read_table``): on local
     # disk the driver stats them itself instead of a listing job of one task per file;
     # on object storage each stat is a request, so Spark's parallel listing stays
@@ -92,9 +108,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return {
         **conf_s3,
         **listing,
-        "spark.jars.packages": ",".join(packages),
-        "spark.jars.ivy": str(ivy),
-        "spark.jars.ivySettings": str(IVY_SETTINGS),
+        **artifacts,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.eventLog.enabled": "true",
@@ -152,16 +166,26 @@ def get_spark(app_name: str = "gogooku3", settings: Settings | None = None, **ex
     log.info("starting Spark %s (master=%s)", app_name, settings.spark_master)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    packages = spark_packages(settings)
+    if spark_startup.resolved_jars(ivy_dir(settings), packages) is None:
+        spark_startup.record_jars(spark, ivy_dir(settings), packages)
     return spark
 
 
 def resolve_jars(settings: Settings | None = None) -> Path:
-    """Resolve Delta's jars into the Ivy cache once (used by ``make setup``); return the jar dir."""
-    spark = get_spark("gogooku3-resolve-jars", settings, **{"spark.ui.enabled": "false"})
-    spark.stop()
-    jars = ivy_dir(settings or get_settings()) / "jars"
-    log.info("Delta jars cached in %s", jars)
-    return jars
+    """Resolve Delta's jars into the Ivy cache, record them and archive the driver JVM's
+    classes (``spark_startup``; ``make setup``); return the jar dir. Run it in a process
+    of its own: the archive is written when the JVM exits."""
+    settings = settings or get_settings()
+    packages, ivy = spark_packages(settings), ivy_dir(settings)
+    spark_startup.forget_jars(ivy, packages)
+    archive = spark_startup.class_archive(settings.resolved_path("cache_dir"), packages)
+    with spark_startup.archiving(archive) as java_options:
+        spark = get_spark("gogooku3-resolve-jars", settings, **{
+            "spark.ui.enabled": "false", "spark.driver.extraJavaOptions": java_options})
+        spark_startup.typical_work(spark)
+    log.info("Delta jars cached in %s; driver classes archived in %s", ivy / "jars", archive)
+    return ivy / "jars"
 
 
 if __name__ == "__main__":
