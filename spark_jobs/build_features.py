@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -104,21 +104,15 @@ def catalogue_features() -> list[str]:
 
 @dataclass
 class FeatureFrames:
-    """Lazy DataFrames of one build (and the driver computation of its labels) and the
-    dates each one replaces."""
+    """One build's features (a lazy DataFrame, and how many rows it must hold), its
+    peer graph, the driver computation of its labels, and the dates each replaces."""
 
     features: DataFrame
-    feature_keys: DataFrame
+    feature_rows: int
     labels: Callable[[], pa.Table]
     peer_graph: pa.Table
     feature_dates: list[dt.date]
     label_dates: list[dt.date]
-    cached: list[DataFrame] = field(default_factory=list)
-
-    def release(self) -> None:
-        """Unpersist the frames the build cached."""
-        for df in self.cached:
-            df.unpersist()
 
 
 @dataclass(frozen=True)
@@ -149,40 +143,37 @@ def build_settings(lake_root: str | None = None, peer_cadence: int | None = None
     return BuildSettings(catalogue_features(), pg, TradingCalendar.from_lake(lake_root))
 
 
-def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
-            sink: WorkerFiles | None = None,
-            ) -> tuple[DataFrame, DataFrame, pa.Table, list[DataFrame]]:
-    """Silver frames → rows of ``[inputs.start, inputs.end]`` with every feature,
-    normalized per date; also returns their keys (``date, code`` of the per-code pass's
-    cached rows, cheap to count: each is a trading day of the range (``read_inputs``)
-    and unique (the per-code pass checks its rows' keys), and each group of the
-    cross-sectional pass checks that its rows' keys are its handoff files', which are
-    these), the peer graph's rows of the
-    range (computed on the driver) and the frames this build cached (to unpersist once
-    its tables are written).
+def compose(spark: SparkSession, inputs: BuildInputs, settings: BuildSettings,
+            handoff: Handoff, sink: WorkerFiles | None = None
+            ) -> tuple[DataFrame, int, pa.Table]:
+    """Silver inputs → rows of ``[inputs.start, inputs.end]`` with every feature,
+    normalized per date; also returns how many there are (the per-code pass's rows of
+    the range: each is a trading day of the range (``read_inputs``) and unique (the
+    per-code pass checks its rows' keys)) and the peer graph's rows of the range.
 
-    Passes: (1) per code, one grouped pass over the look-back (price rows cogrouped with
-    the code's margin and statement rows) computes every per-code group plus the trailing
-    returns the later passes use (``series``): the features of the build's rows go to
-    ``handoff`` as files, filed by snapshot period; the returns come back as rows, for
-    the build's rows and the few weeks before them that the sector windows and the first
-    peer snapshot need; (2) the peer graph, on the driver from the collected 1-day
-    returns (``peers.peer_graph``), each snapshot's edges filed in ``handoff``; (3) the
-    per-date context — sector aggregates by
-    ``(date, sector)`` and the flows of each date — tiny tables broadcast onto the
-    build's rows; (4) the cross-sectional pass, one group per snapshot period: peer
-    statistics and normalization, reading the period's per-code features and
-    edges from ``handoff`` (``crosssection``; with a ``sink`` its workers write the rows as the
-    sink's files and the frame lists them). The price rows are shuffled once, into the
-    per-code pass; after it only narrow rows are. Each silver table is read once. A group
-    whose optional source is absent (``inputs.absent``) is null. ``handoff`` must outlive
-    the returned frames' evaluation.
+    Passes: (1) per code, one pass over the look-back (the driver files each bucket of
+    codes' price, margin and statement rows in ``handoff``, a task per bucket) computes
+    every per-code group plus the trailing returns the later passes use (``series``):
+    the features and returns of the build's
+    rows go to ``handoff`` as files, filed by snapshot period; the returns come back to
+    the driver as Arrow, for the build's rows and the few weeks before them that the
+    sector windows and the first peer snapshot need; (2) on the driver, from those
+    returns: the peer graph (``peers.peer_graph``; each snapshot's edges filed in
+    ``handoff``) and the per-date context — sector statistics by ``(date, sector)``
+    (``sector.sector_stats``) and the flows of each date (``flows.flow_daily``);
+    (3) the cross-sectional pass, one group per snapshot period: sector and flow
+    features, peer statistics and normalization, reading the period's rows and edges
+    from ``handoff`` (``crosssection``; with a ``sink`` its workers write the rows as
+    the sink's files and the frame lists them). No row is shuffled: Spark runs the two
+    passes' tasks, the rows travel as files. Each silver table is read once (on the
+    driver, ``inputs``). A group whose optional source is
+    absent (``inputs.absent``) is null. The returned frame is lazy; ``handoff`` must
+    outlive its evaluation.
     """
     import bisect
 
     import pyarrow as pa
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+    import pyarrow.compute as pc
 
     from spark_jobs.features import crosssection, flows, market, peers, sector, series
 
@@ -192,31 +183,29 @@ def compose(inputs: BuildInputs, settings: BuildSettings, handoff: Handoff,
     snaps = peers.graph_snapshots(dates, pg["window"], pg["cadence"], start)
     first = dates[max(0, bisect.bisect_left(dates, start) - sector.MOM_WINDOW)]
     emit_from = min([first, *[days[0] for _, days in snaps]])
-    period_of = crosssection.periods([d for d in dates if d >= start], [s for s, _ in snaps])
+    in_range = [d for d in dates if d >= start]
+    period_of = crosssection.periods(in_range, [s for s, _ in snaps])
     sources = {"margin": inputs.margin, "statements": inputs.statements}
-    ser = series.series_features(inputs.prices, market.market_series(inputs.topix), dates,
-                                 start, emit_from, handoff, period_of, sources,
-                                 ).persist(StorageLevel.MEMORY_AND_DISK)
-    # fill the cache now: the later passes' stages start together, and each would run the
-    # per-code UDF itself while the cache is still empty
-    ser.count()
-    returns = ser.select("date", "code", "_r1").filter(F.col("_r1").isNotNull()).toArrow()
-    graph = peers.peer_graph(returns, dates, k=pg["k"], window=pg["window"],
-                             cadence=pg["cadence"], start=start)
+    returns = series.series_features(spark, inputs.prices, market.market_series(inputs.topix),
+                                     dates, start, emit_from, handoff, period_of, sources
+                                     ).toArrow()
+    day = returns.column("date")
+    graph = peers.peer_graph(returns.select(["date", "code", "_r1"]).filter(
+        pc.is_valid(returns.column("_r1"))), dates, k=pg["k"], window=pg["window"],
+        cadence=pg["cadence"], start=start)
     for snap, edges in graph.items():
         handoff.write_edges(snap, edges)
-    rows = ser.filter(F.col("date") >= F.lit(start))
-    rows = sector.add_sector_features(rows, ser.filter(F.col("date") >= F.lit(first)),
-                                      inputs.master_asof)
-    if inputs.flows is None:
-        rows = rows.select("*", *[F.lit(None).cast("double").alias(n) for n in flows.FEATURES])
-    else:
-        rows = flows.add_flow_features(rows, inputs.flows)
-    rows = rows.select("date", "code", *sector.FEATURES, *flows.FEATURES, *crosssection.RETURNS)
-    features = crosssection.cross_sectional_pass(rows, period_of, settings.names, handoff, sink)
-    in_range = [e for s, e in graph.items() if start <= s <= inputs.end]
-    graph_rows = pa.concat_tables(in_range) if in_range else peers.GRAPH_SCHEMA.empty_table()
-    return features, ser.filter(F.col("date") >= F.lit(start)).select("date", "code"), graph_rows, [ser]
+    history = returns.filter(pc.greater_equal(day, pa.scalar(first, pa.date32())))
+    context = crosssection.Context(
+        sector.sector_stats(history.to_pandas(date_as_object=False), inputs.master_asof),
+        inputs.master_asof,
+        None if inputs.flows is None else flows.flow_daily(inputs.flows, in_range))
+    features = crosssection.cross_sectional_pass(
+        spark, list(period_of.values()), settings.names, handoff, context, sink)
+    rows = pc.sum(pc.greater_equal(day, pa.scalar(start, pa.date32()))).as_py() or 0
+    graph_rows = [e for s, e in graph.items() if start <= s <= inputs.end]
+    graph_rows = pa.concat_tables(graph_rows) if graph_rows else peers.GRAPH_SCHEMA.empty_table()
+    return features, rows, graph_rows
 
 
 def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSettings,
@@ -238,12 +227,12 @@ def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSetti
     days = cal.trading_days(start, end)
     if not days:
         raise FeatureBuildError(f"feature build: no JPX trading day in {start}..{end}")
-    inputs = read_inputs(spark, start, end, calendar=cal, lake_root=lake_root)
+    inputs = read_inputs(start, end, calendar=cal, lake_root=lake_root)
     if inputs.absent:
         groups = code_groups()
         log.warning("feature build %s..%s: null groups: %s", start, end, "; ".join(
             f"{g} ({len(groups[g])} features: {why})" for g, why in inputs.absent.items()))
-    features, keys, graph, cached = compose(inputs, settings, handoff, sink)
+    features, rows, graph = compose(spark, inputs, settings, handoff, sink)
 
     # labels: the build's days plus earlier days (within the longest horizon) that have features
     back = cal.shift(days[0], -max(HORIZONS))
@@ -256,7 +245,7 @@ def plan(spark: SparkSession, start: dt.date, end: dt.date, settings: BuildSetti
     label_dates = [*earlier, *days]
     horizon_end = cal.shift(days[-1], max(HORIZONS))
     labels = partial(read_labels, label_dates, horizon_end, lake_root)
-    return FeatureFrames(features, keys, labels, graph, days, label_dates, cached)
+    return FeatureFrames(features, rows, labels, graph, days, label_dates)
 
 
 def run(spark: SparkSession, start: dt.date, end: dt.date, lake_root: str | None = None,
@@ -336,16 +325,14 @@ def _build_chunk(spark: SparkSession, start: dt.date, end: dt.date, settings: Bu
             if sink is not None:
                 sink.discard()
             raise
-        finally:
-            frames.release()
     finally:
         handoff.remove()
 
 
 def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
                      lake_root: str | None) -> dict[str, int | None]:
-    """``_build_chunk``'s checks and writes; the collects, the workers' pass and the
-    count of the features' keys run concurrently, the commits after every check."""
+    """``_build_chunk``'s checks and writes; the collects and the workers' pass run
+    concurrently, the commits after every check."""
     from concurrent.futures import ThreadPoolExecutor
 
     from gogooku3.lake import deltars
@@ -355,16 +342,15 @@ def _check_and_write(frames: FeatureFrames, sink: WorkerFiles | None,
               ("gold.peer_graph", lambda: frames.peer_graph, frames.feature_dates)]
     if sink is not None:
         writes = writes[1:]
-    with ThreadPoolExecutor(len(writes) + 2, thread_name_prefix="gold") as pool:
+    with ThreadPoolExecutor(len(writes) + 1, thread_name_prefix="gold") as pool:
         if sink is not None:
             files = pool.submit(frames.features.collect)
-            keys = pool.submit(frames.feature_keys.count)
         data = list(pool.map(lambda w: w[1](), writes))
         checked = [deltars.check_write(rows, table, dates, lake_root=lake_root)
                    for (table, _, dates), rows in zip(writes, data, strict=True)]
         rows = {}
         if sink is not None:
-            expected = keys.result()
+            expected = frames.feature_rows
             written = files.result()
             count = sum(f["rows"] for f in written)
             if count != expected:

@@ -1,6 +1,6 @@
-"""Investor-flow features: market-wide, one value per trade date, broadcast onto the rows.
+"""Investor-flow features: market-wide, one value per trade date.
 
-``add_flow_features(df, flows)`` — investor-type flows (``silver.investor_flows``, weekly,
+``flow_daily(flows, dates)`` — investor-type flows (``silver.investor_flows``, weekly,
 summed over the sections): net buying of foreigners, individuals, proprietary desks,
 trust banks and investment trusts as a share of total turnover; foreign and individual
 net ratios z-scored against the previous 52 publications (itself included, at least 13);
@@ -8,15 +8,21 @@ foreign minus individual; days since publication.
 
 Silver keys the table by the first trade date its rows may be used on (``date``, the
 trade date after publication): a row on trade date ``T`` sees the latest week with
-``date <= T`` and nothing later. The weekly series is a few hundred rows, so its windows
-run in one partition and the per-date result is broadcast: the build's rows are neither
-shuffled nor read twice.
+``date <= T`` (of two weeks usable on one date, the later ``start_date``) and nothing
+later, for at most ``FLOW_MAX_STALE_DAYS`` past that date. The weekly series is a few
+hundred rows: the driver computes it (pandas/numpy), each z-score over exactly its own
+52 rows, so a date's values do not depend on where the read began; the cross-sectional
+pass looks each row's date up in the result.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
-from pyspark.sql import functions as F
+import datetime as dt
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
 
 FEATURES: list[str] = [
     "flow_foreign_net_ratio",
@@ -31,74 +37,64 @@ FEATURES: list[str] = [
 ]
 FLOW_Z_WINDOW, FLOW_Z_MIN = 52, 13
 FLOW_MAX_STALE_DAYS = 366
+GROUPS = {
+    "foreign": "foreign_balance",
+    "individual": "individual_balance",
+    "proprietary": "proprietary_balance",
+    "trust_bank": "trust_bank_balance",
+    "investment_trust": "investment_trust_balance",
+}
 
 
-def _ratio(a: Column, b: Column) -> Column:
-    return F.when(b != 0, a / b)
+def _z(x: np.ndarray) -> np.ndarray:
+    """``(x - mean) / sd`` over each row's last ``FLOW_Z_WINDOW`` values (itself included,
+    NaN skipped), where at least ``FLOW_Z_MIN`` are present and ``sd > 0``."""
+    padded = np.concatenate([np.full(FLOW_Z_WINDOW - 1, np.nan), x])
+    win = np.lib.stride_tricks.sliding_window_view(padded, FLOW_Z_WINDOW)
+    count = np.isfinite(win).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a window with fewer than 2 values
+        mean = np.nanmean(win, axis=1)
+        sd = np.nanstd(win, axis=1, ddof=1)
+        return np.where((count >= FLOW_Z_MIN) & (sd > 0), (x - mean) / sd, np.nan)
 
 
-def flow_series(flows: DataFrame) -> DataFrame:
-    """Weekly market-wide flow ratios keyed by usable ``date`` (sections summed)."""
-    groups = {
-        "foreign": "foreign_balance",
-        "individual": "individual_balance",
-        "proprietary": "proprietary_balance",
-        "trust_bank": "trust_bank_balance",
-        "investment_trust": "investment_trust_balance",
-    }
-    weekly = flows.groupBy("date", "start_date").agg(
-        F.max("published_date").alias("published_date"),
-        F.sum("total_turnover").alias("_tot"),
-        *[F.sum(col).alias(f"_{g}") for g, col in groups.items()],
-    )
-    weekly = weekly.select(
-        "date",
-        "start_date",
-        "published_date",
-        *[_ratio(F.col(f"_{g}"), F.col("_tot")).alias(f"flow_{g}_net_ratio") for g in groups],
-    )
-    w = (
-        Window.partitionBy(F.lit(0))
-        .orderBy("date", "start_date")
-        .rowsBetween(-(FLOW_Z_WINDOW - 1), Window.currentRow)
-    )
+def flow_series(flows: pd.DataFrame) -> pd.DataFrame:
+    """Weekly market-wide flow features (but ``flow_days_since_pub``) with ``date``,
+    ``start_date`` and ``published_date``, sorted by ``(date, start_date)``."""
+    weekly = flows.groupby(["date", "start_date"], sort=True).agg(
+        published_date=("published_date", "max"), _tot=("total_turnover", "sum"),
+        **{f"_{g}": (col, "sum") for g, col in GROUPS.items()}).reset_index()
+    tot = weekly["_tot"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for g in GROUPS:
+            weekly[f"flow_{g}_net_ratio"] = np.where(
+                tot != 0, weekly[f"_{g}"].to_numpy(dtype=float) / tot, np.nan)
     for g in ("foreign", "individual"):
-        x = F.col(f"flow_{g}_net_ratio")
-        sd = F.stddev_samp(x).over(w)
-        weekly = weekly.withColumn(
-            f"flow_{g}_net_z",
-            F.when((F.count(x).over(w) >= FLOW_Z_MIN) & (sd > 0), (x - F.avg(x).over(w)) / sd),
-        )
-    return weekly.withColumn(
-        "flow_foreign_minus_individual",
-        F.col("flow_foreign_net_ratio") - F.col("flow_individual_net_ratio"),
-    )
+        weekly[f"flow_{g}_net_z"] = _z(weekly[f"flow_{g}_net_ratio"].to_numpy())
+    weekly["flow_foreign_minus_individual"] = (
+        weekly["flow_foreign_net_ratio"] - weekly["flow_individual_net_ratio"])
+    return weekly.drop(columns=["_tot", *[f"_{g}" for g in GROUPS]])
 
 
-def add_flow_features(df: DataFrame, flows: DataFrame) -> DataFrame:
-    """``df`` plus ``FEATURES`` (same value for every code of a date).
+def flow_days(dates) -> np.ndarray:
+    """Dates (``datetime.date`` objects or numpy datetimes) as the index of ``flow_daily``."""
+    return np.asarray(dates, "datetime64[D]")
 
-    ``flows`` is ``silver.investor_flows``; it should start a year before ``df`` for full
-    z-score windows. The latest week of each usable date holds until the next usable
-    date (at most ``FLOW_MAX_STALE_DAYS`` past its own); those intervals are expanded to
-    calendar days — a few thousand rows — and broadcast-joined on ``date``, so the price
-    frame is neither shuffled nor read twice.
-    """
-    series = flow_series(flows)
-    latest = series.withColumn(
-        "_rn",
-        F.row_number().over(Window.partitionBy("date").orderBy(F.col("start_date").desc())),
-    ).filter("_rn = 1")
-    nxt = F.lead("date").over(Window.partitionBy(F.lit(0)).orderBy("date"))
-    latest = latest.withColumn(
-        "_until", F.coalesce(nxt, F.date_add("date", FLOW_MAX_STALE_DAYS + 1))
-    )
-    days = latest.select(
-        F.explode(F.sequence(F.col("date"), F.date_sub("_until", 1))).alias("date"),
-        "published_date",
-        *[c for c in FEATURES if c != "flow_days_since_pub"],
-    )
-    out = df.join(F.broadcast(days), on="date", how="left").withColumn(
-        "flow_days_since_pub", F.datediff("date", "published_date").cast("double")
-    )
-    return out.select(*df.columns, *FEATURES)
+
+def flow_daily(flows: pd.DataFrame, dates: Sequence[dt.date]) -> pd.DataFrame:
+    """``FEATURES`` of each of ``dates``, indexed by ``flow_days(dates)``; NaN where no
+    week is usable. ``flows`` is ``silver.investor_flows``; it should start a year before
+    ``dates`` for full z-score windows."""
+    weekly = flow_series(flows).drop_duplicates("date", keep="last")  # the latest week
+    usable = flow_days(weekly["date"].to_numpy())
+    days = flow_days(list(dates))
+    at = np.searchsorted(usable, days, side="right") - 1
+    ok = (at >= 0) & (days - usable[np.maximum(at, 0)] <= np.timedelta64(FLOW_MAX_STALE_DAYS, "D"))
+    picked = weekly.iloc[np.maximum(at, 0)]
+    out = pd.DataFrame(index=pd.Index(days, name="date"))
+    for name in FEATURES[:-1]:
+        out[name] = np.where(ok, picked[name].to_numpy(dtype=float), np.nan)
+    since = days - flow_days(picked["published_date"].to_numpy())
+    out["flow_days_since_pub"] = np.where(ok & ~np.isnat(since), since.astype(float), np.nan)
+    return out

@@ -1,7 +1,9 @@
 """Per-code features handed from the per-code pass to the cross-sectional pass as files.
 
-The per-code pass (``series``) computes ~90 feature columns per row; the cross-sectional
-pass (``crosssection``) needs them grouped by snapshot period. Through Spark those wide
+The driver files the per-code pass's inputs by bucket (``<dir>/_inputs/prices-<n>.arrow``,
+``events-<n>.arrow``): each task of that pass reads its bucket's rows. The per-code pass
+(``series``) computes ~90 feature columns per row; the cross-sectional pass
+(``crosssection``) needs them grouped by snapshot period. Through Spark those wide
 rows went Arrow -> rows -> cache -> shuffle -> rows -> Arrow (``benchmarks/results/features.md``).
 Instead each per-code task writes its bucket's rows of each period as one Arrow IPC file,
 ``<dir>/<period>/bucket-<n>.arrow``, and each cross-sectional task reads its period's
@@ -31,6 +33,7 @@ SCRATCH = "_scratch"
 _TEMP = ".tmp-"
 _BUCKET = "bucket-"
 _EDGES = "edges.arrow"
+_INPUTS = "_inputs"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,21 @@ class Handoff:
     def write_edges(self, period: dt.date, edges: pa.Table) -> None:
         """Write the peer-graph edges of the snapshot serving ``period`` (``peers``)."""
         self._put(f"{_period_name(period)}/{_EDGES}", edges)
+
+    def write_inputs(self, bucket: int, prices: pa.Table, events: pa.Table | None) -> None:
+        """File bucket ``bucket``'s price rows and as-of source rows (``series``)."""
+        self._put(f"{_INPUTS}/prices-{bucket}.arrow", prices)
+        if events is not None:
+            self._put(f"{_INPUTS}/events-{bucket}.arrow", events)
+
+    def read_inputs(self, bucket: int) -> tuple[pa.Table, pa.Table | None]:
+        """The price rows and as-of source rows (``None``: none) ``write_inputs`` filed."""
+        filesystem, root = open_filesystem(self.uri)
+        prices = _read_file(filesystem, f"{root}/{_INPUTS}/prices-{bucket}.arrow")
+        events = f"{root}/{_INPUTS}/events-{bucket}.arrow"
+        if filesystem.get_file_info(events).type == fs.FileType.NotFound:
+            return prices, None
+        return prices, _read_file(filesystem, events)
 
     def read_edges(self, period: dt.date) -> pa.Table | None:
         """The edges ``write_edges`` wrote for ``period``, or ``None``."""

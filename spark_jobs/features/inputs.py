@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+import pyarrow as pa
 
 from gogooku3.jpx.calendar import TradingCalendar
-from gogooku3.lake import deltars, spark_io
+from gogooku3.lake import deltars
 from gogooku3.lake.errors import LakeError, TableNotFound
+from spark_jobs.features.sector import MASTER_COLUMNS
 from spark_jobs.features.sessions import LOOKBACK
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,12 @@ class FeatureInputError(LakeError, ValueError):
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """Silver frames for one build of ``[start, end]``; ``prices`` and ``topix`` (``date``,
-    ``close``, on the driver) cover the look-back, ``dates`` are its dates (sorted, from
-    the Delta log).
+    """Silver inputs of one build of ``[start, end]``, read on the driver: ``prices`` and
+    ``topix`` (``date``, ``close``) cover the look-back, ``dates`` are its dates (sorted,
+    from the Delta log). ``prices``, ``margin`` and ``statements`` feed the per-code
+    pass (Arrow, which ``series`` files per bucket for its workers); ``topix``,
+    ``master_asof`` (``sector.MASTER_COLUMNS``) and ``flows`` are small, used on the
+    driver (pandas).
 
     ``flows``/``margin``/``statements`` are ``None`` when their table is absent; ``absent``
     maps each such feature group to the reason."""
@@ -57,12 +62,12 @@ class BuildInputs:
     end: dt.date
     read_from: dt.date
     dates: list[dt.date]
-    prices: DataFrame
+    prices: pa.Table
     topix: pd.DataFrame
-    master_asof: DataFrame
-    flows: DataFrame | None
-    margin: DataFrame | None
-    statements: DataFrame | None
+    master_asof: pd.DataFrame
+    flows: pd.DataFrame | None
+    margin: pa.Table | None
+    statements: pa.Table | None
     absent: dict[str, str] = field(default_factory=dict)
 
 
@@ -78,15 +83,15 @@ def _absence(name: str, since: dt.date, end: dt.date, lake_root: str | None) -> 
 
 
 def read_inputs(
-    spark: SparkSession,
     start: dt.date,
     end: dt.date,
     calendar: TradingCalendar | None = None,
     lake_root: str | None = None,
 ) -> BuildInputs:
-    """Silver frames for ``[start, end]``: prices and TOPIX from ``LOOKBACK`` trading days
+    """Silver inputs for ``[start, end]``: prices and TOPIX from ``LOOKBACK`` trading days
     before ``start``; statements/flows/margin from a further ``CONTEXT_HISTORY_DAYS``
-    (as-of joins and year-on-year comparisons need older rows); the master whole.
+    (as-of joins and year-on-year comparisons need older rows); the master whole. The
+    tables are read by delta-rs, several at a time (pyarrow reads outside the GIL).
 
     Raises ``FeatureInputError`` naming the table and dates when a required table is
     missing, or silver prices hold no row in ``[start, end]`` or a row in the read that
@@ -96,43 +101,50 @@ def read_inputs(
     read_from = cal.trading_days_back(start, LOOKBACK)
     early = read_from - dt.timedelta(days=CONTEXT_HISTORY_DAYS)
 
-    def read(name: str, since: dt.date | None = read_from, on_driver: list[str] | None = None):
-        """Spark frame of ``name`` from ``since``, or its ``on_driver`` columns as pandas."""
+    def read(name: str, since: dt.date | None = read_from, columns: list[str] | None = None,
+             ) -> pa.Table:
+        """``columns`` of ``name`` from ``since`` to ``end`` (``since`` ``None``: whole)."""
         try:
-            if on_driver:
-                return deltars.read_table(name, since, end, columns=on_driver,
-                                          lake_root=lake_root).to_pandas()
-            if since is None:
-                return spark_io.read_table(spark, name, lake_root=lake_root)
-            return spark_io.read_table(spark, name, since, end, lake_root=lake_root)
+            return deltars.read_table(name, since, None if since is None else end,
+                                      columns=columns, lake_root=lake_root)
         except TableNotFound as exc:
             raise FeatureInputError(
                 f"feature build {start}..{end}: input {name} is missing ({exc})"
             ) from exc
 
-    prices = read(PRICES)
-    dates = [d for d in deltars.table_dates(PRICES, lake_root) if read_from <= d <= end]
-    if not dates or dates[-1] < start:
-        raise FeatureInputError(
-            f"feature build {start}..{end}: {PRICES} has no rows dated {start}..{end}"
-        )
-    sessions = set(cal.trading_days(read_from, end))
-    stray = [d for d in dates if d not in sessions]
-    if stray:  # they would enter the windows as sessions, and the range's as gold rows
-        raise FeatureInputError(
-            f"feature build {start}..{end}: {PRICES} has rows on days that are not JPX"
-            f" trading days: {', '.join(map(str, stray[:5]))}"
-        )
-    log.info("inputs: %s from %s (look-back %d trading days) to %s", PRICES, read_from, LOOKBACK, end)
-    # a few hundred rows: the driver computes the index series (market.market_series)
-    topix = read("silver.indices_topix_daily", on_driver=["date", "close"])
-    master = read("silver.equities_master_asof", None)
-    optional: dict[str, DataFrame | None] = {}
-    absent: dict[str, str] = {}
-    for name, group in OPTIONAL.items():
-        why = _absence(name, early, end, lake_root)
-        optional[group] = None if why else read(name, early)
-        if why:
-            absent[group] = why
-    return BuildInputs(start=start, end=end, read_from=read_from, dates=dates, prices=prices,
-                       topix=topix, master_asof=master, absent=absent, **optional)
+    with ThreadPoolExecutor(4, thread_name_prefix="inputs") as pool:
+        prices = pool.submit(read, PRICES)
+        try:
+            dates = [d for d in deltars.table_dates(PRICES, lake_root) if read_from <= d <= end]
+        except TableNotFound as exc:
+            raise FeatureInputError(
+                f"feature build {start}..{end}: input {PRICES} is missing ({exc})") from exc
+        if not dates or dates[-1] < start:
+            raise FeatureInputError(
+                f"feature build {start}..{end}: {PRICES} has no rows dated {start}..{end}"
+            )
+        sessions = set(cal.trading_days(read_from, end))
+        stray = [d for d in dates if d not in sessions]
+        if stray:  # they would enter the windows as sessions, and the range's as gold rows
+            raise FeatureInputError(
+                f"feature build {start}..{end}: {PRICES} has rows on days that are not JPX"
+                f" trading days: {', '.join(map(str, stray[:5]))}"
+            )
+        log.info("inputs: %s from %s (look-back %d trading days) to %s", PRICES, read_from,
+                 LOOKBACK, end)
+        # a few hundred rows: the driver computes the index series (market.market_series)
+        topix = pool.submit(read, "silver.indices_topix_daily", columns=["date", "close"])
+        master = pool.submit(read, "silver.equities_master_asof", None, columns=MASTER_COLUMNS)
+        optional: dict[str, Future | None] = {}
+        absent: dict[str, str] = {}
+        for name, group in OPTIONAL.items():
+            why = _absence(name, early, end, lake_root)
+            optional[group] = None if why else pool.submit(read, name, early)
+            if why:
+                absent[group] = why
+        tables = {g: None if f is None else f.result() for g, f in optional.items()}
+        if tables.get("flows") is not None:
+            tables["flows"] = tables["flows"].to_pandas()
+        return BuildInputs(start=start, end=end, read_from=read_from, dates=dates,
+                           prices=prices.result(), topix=topix.result().to_pandas(),
+                           master_asof=master.result().to_pandas(), absent=absent, **tables)

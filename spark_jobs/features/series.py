@@ -1,20 +1,21 @@
 """The build's per-code pass: every series feature of a code in one grouped-map UDF.
 
-Codes are hashed into buckets (``spark.sql.shuffle.partitions`` per ``BUCKET_DATES``
+Codes are split into buckets (``spark.sql.shuffle.partitions`` per ``BUCKET_DATES``
 dates read) and each bucket is one call of ``code_columns`` (pure pandas/numpy): its
 codes' rows become ``CodePanel``s and every group — prices, technical (windowed and
 recursive), volume, the stock side of the market group — is a vectorized kernel over
-them. The bucket's margin and statement rows arrive beside its price rows (a cogroup on
-the same bucket) and the as-of groups (``fundamentals``) are pandas kernels over them,
-so no feature group is joined onto the build's rows afterwards. The trailing returns
+them. The bucket's margin and statement rows arrive beside its price rows (the driver
+files both per bucket) and the as-of groups (``fundamentals``) are pandas kernels over
+them, so no feature group is joined onto the build's rows afterwards. The trailing returns
 (1/5/20/60 rows) are computed once here and handed on as ``_r1``/``_r5``/``_r20`` to the
 sector and peer passes, the 20-row average raw volume ``_adv20`` to the margin group.
 
-The features leave the pass as files (``handoff``: the bucket's rows dated ``>= start``,
-one file per snapshot period, read by the cross-sectional pass); only the keys and the
-trailing returns come back to Spark, for the rows dated ``>= emit_from`` (the build's
-range plus the few weeks of returns the sector windows and the first peer snapshot
-need). A code's values do not depend on its bucket.
+The features and trailing returns leave the pass as files (``handoff``: the bucket's
+rows dated ``>= start``, one file per snapshot period, read by the cross-sectional
+pass); only the keys and the trailing returns come back to Spark, for the rows dated
+``>= emit_from`` (the build's range plus the few weeks of returns the sector windows and
+the first peer snapshot need, which the driver computes from). A code's values do not
+depend on its bucket.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StructField, StructType
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType
 
 from spark_jobs.features import fundamentals, market, prices, technical, volume
 from spark_jobs.features.handoff import Handoff
@@ -138,57 +139,89 @@ def code_columns(pdf: pd.DataFrame, start: dt.date, emit_from: dt.date,
     return cols
 
 
-def series_features(prices_df: DataFrame, index: pd.DataFrame, dates: list[dt.date],
-                    start: dt.date, emit_from: dt.date, handoff: Handoff,
-                    period_of: Mapping[dt.date, dt.date],
-                    sources: Mapping[str, DataFrame | None] | None = None) -> DataFrame:
-    """The per-code pass over ``prices_df`` (silver price rows with their look-back,
-    dated among ``dates``): returns ``date, code, CARRIED`` of the rows dated
-    ``>= emit_from`` and writes ``date, code, FEATURES`` of the rows dated
-    ``>= start`` to ``handoff``, filed under ``period_of[date]``. The frame is lazy: the
-    files exist once it has been computed.
+def bucket_inputs(prices: pa.Table, sources: Mapping[str, pa.Table | None], buckets: int
+                  ) -> list[tuple[pa.Table, pa.Table | None]]:
+    """Split the pass's inputs into ``buckets`` groups of whole codes: each bucket's price
+    rows (``INPUT_COLUMNS``) and as-of source rows (``code``, ``date``, the group's
+    columns, ``_src`` naming the group; ``None`` when it has none). A code's bucket is
+    its rank among the sorted distinct codes modulo ``buckets`` (buckets of even size);
+    source rows of a code without price rows are dropped (no row of the build uses
+    them). Buckets without price rows are left out."""
+    codes = pc.unique(prices.column("code")).sort()
 
-    ``index`` is ``market.market_series`` (shipped with the function: each row looks its
-    date up); ``sources`` maps the groups of ``ASOF_GROUPS`` to their silver frames
+    def split(table: pa.Table) -> list[pa.Table]:
+        bucket = np.asarray(pc.index_in(table.column("code"), value_set=codes).to_numpy(
+            zero_copy_only=False), dtype=float)
+        keep = np.isfinite(bucket)
+        bucket = np.where(keep, bucket, -1).astype(np.int64) % buckets
+        order = np.flatnonzero(keep)[np.argsort(bucket[keep], kind="stable")]
+        table = table.take(pa.array(order))
+        bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
+        return [table.slice(bounds[b], bounds[b + 1] - bounds[b]) for b in range(buckets)]
+
+    price_parts = split(prices.select(INPUT_COLUMNS))
+    parts = []
+    for group, table in (sources or {}).items():
+        if table is not None:
+            columns = ["code", "date", *ASOF_GROUPS[group][0]]
+            table = table.select(columns).append_column(
+                "_src", pa.array([group] * table.num_rows, pa.string()))
+            parts.append(table)
+    event_parts = split(pa.concat_tables(parts, promote_options="default")) if parts else None
+    return [(p, None if event_parts is None or not event_parts[b].num_rows else event_parts[b])
+            for b, p in enumerate(price_parts) if p.num_rows]
+
+
+def series_features(spark: SparkSession, prices: pa.Table, index: pd.DataFrame,
+                    dates: list[dt.date], start: dt.date, emit_from: dt.date,
+                    handoff: Handoff, period_of: Mapping[dt.date, dt.date],
+                    sources: Mapping[str, pa.Table | None] | None = None) -> DataFrame:
+    """The per-code pass over ``prices`` (silver price rows with their look-back, dated
+    among ``dates``): returns ``date, code, CARRIED`` of the rows dated ``>= emit_from``
+    and writes ``date, code, FEATURES, CARRIED`` of the rows dated ``>= start`` to
+    ``handoff``, filed under ``period_of[date]``. The frame is lazy: the files exist once
+    it has been computed.
+
+    The driver files each bucket's inputs in ``handoff`` (``bucket_inputs``) and the pass
+    is one task per bucket reading them: the rows go from the driver's Arrow tables to
+    the workers' without a Spark scan, shuffle or row conversion. ``index`` is
+    ``market.market_series`` (shipped with the function: each row looks its date up);
+    ``sources`` maps the groups of ``ASOF_GROUPS`` to their silver rows
     (``silver.margin_interest``, ``silver.fins_statements``; ``None`` or missing: the
     group is null). The trading-day index of ``dates`` is computed here, on the driver,
     and shipped with the function (no calendar in the Python workers)."""
     tidx = trading_index(dates)
-    schema = StructType([
-        prices_df.schema["date"], prices_df.schema["code"],
-        *[StructField(k, DoubleType()) for k in CARRIED],
-    ])
+    schema = StructType([StructField("date", DateType()), StructField("code", StringType()),
+                         *[StructField(k, DoubleType()) for k in CARRIED]])
     wide = pa.schema([("date", pa.date32()), ("code", pa.string()),
-                      *[(k, pa.float64()) for k in FEATURES]])
-    partitions = int(prices_df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+                      *[(k, pa.float64()) for k in (*FEATURES, *CARRIED)]])
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     # a bucket is one pandas frame in a Python worker: more of them for a longer read
-    buckets = partitions * -(-len(dates) // BUCKET_DATES)
-    bucket = F.pmod(F.xxhash64("code"), F.lit(buckets)).alias("_bucket")
-    rows = prices_df.select(*INPUT_COLUMNS, bucket)
+    parts = bucket_inputs(prices, sources or {}, partitions * -(-len(dates) // BUCKET_DATES))
+    for bucket, (rows, events) in enumerate(parts):
+        handoff.write_inputs(bucket, rows, events)
     index = index[market.INDEX_COLUMNS]
     period_of = dict(period_of)
 
-    def per_bucket(pdf: pd.DataFrame, events: pd.DataFrame | None = None) -> pd.DataFrame:
-        if pdf.empty:  # a bucket with source rows but no price rows
-            return pd.DataFrame({f.name: [] for f in schema.fields})
-        cols = code_columns(pdf.drop(columns="_bucket").join(index, on="date"), start,
-                            emit_from, tidx, events)
+    def per_bucket(bucket: int) -> pa.RecordBatch:
+        rows, events = handoff.read_inputs(bucket)
+        cols = code_columns(rows.to_pandas().join(index, on="date"), start, emit_from, tidx,
+                            None if events is None else events.to_pandas())
         late = cols["date"] >= start
         if late.any():
             days = cols["date"][late]
             table = pa.table([pa.array(days, pa.date32()), pa.array(cols["code"][late], pa.string()),
-                              *[pa.array(cols[k][late]) for k in FEATURES]],
+                              *[pa.array(cols[k][late]) for k in (*FEATURES, *CARRIED)]],
                              schema=wide)
-            handoff.write(int(pdf["_bucket"].iloc[0]), pd.Series(days).map(period_of).to_numpy(),
-                          table)
-        return pd.DataFrame({k: cols[k] for k in ("date", "code", *CARRIED)})
+            handoff.write(bucket, pd.Series(days).map(period_of).to_numpy(), table)
+        return pa.RecordBatch.from_arrays(
+            [pa.array(cols["date"], pa.date32()), pa.array(cols["code"], pa.string()),
+             *[pa.array(cols[k], pa.float64(), from_pandas=True) for k in CARRIED]],
+            names=["date", "code", *CARRIED])
 
-    present = [(g, df) for g, df in (sources or {}).items() if df is not None]
-    if not present:  # a one-argument function: Spark passes a two-argument one the key too
-        return rows.groupBy("_bucket").applyInPandas(lambda pdf: per_bucket(pdf), schema)
-    events = None
-    for group, df in present:
-        part = df.select("code", "date", *ASOF_GROUPS[group][0], F.lit(group).alias("_src"), bucket)
-        events = part if events is None else events.unionByName(part, allowMissingColumns=True)
-    return rows.groupBy("_bucket").cogroup(events.groupBy("_bucket")).applyInPandas(
-        per_bucket, schema)
+    def per_task(batches):
+        for batch in batches:
+            for bucket in batch.column(0).to_pylist():
+                yield per_bucket(bucket)
+
+    return spark.range(len(parts), numPartitions=max(len(parts), 1)).mapInArrow(per_task, schema)

@@ -76,11 +76,13 @@ def _plain(v):
     return v.to_pydatetime() if isinstance(v, pd.Timestamp) else v
 
 
-def to_spark(spark, pdf: pd.DataFrame, table: str):
+def to_arrow(pdf: pd.DataFrame, table: str) -> pa.Table:
+    """``pdf`` as the silver table's rows (its catalogue schema)."""
     spec = catalog.table(table)
-    pdf = pdf.reindex(columns=spec.column_names)
-    rows = [tuple(_plain(v) for v in row) for row in pdf.itertuples(index=False, name=None)]
-    return spark.createDataFrame(rows, spec.spark_ddl())
+    rows = [tuple(_plain(v) for v in row)
+            for row in pdf.reindex(columns=spec.column_names).itertuples(index=False, name=None)]
+    return pa.Table.from_pylist([dict(zip(spec.column_names, r, strict=True)) for r in rows],
+                                schema=spec.arrow_schema())
 
 
 def _master(cut_change: bool = False) -> pd.DataFrame:
@@ -183,14 +185,12 @@ def pdata():
 
 
 @pytest.fixture(scope="module")
-def sdata(spark, pdata):
+def sdata(pdata):
     return {
-        "df": to_spark(spark, _base_rows(pdata["prices"]), "silver.equities_prices_daily").cache(),
+        "prices": to_arrow(_base_rows(pdata["prices"]), "silver.equities_prices_daily"),
         "topix": pdata["topix"],
-        "master": to_spark(spark, pdata["master"], "silver.equities_master_asof"),
-        "flows": to_spark(spark, pdata["flows"], "silver.investor_flows"),
-        "margin": to_spark(spark, pdata["margin"], "silver.margin_interest"),
-        "statements": to_spark(spark, pdata["statements"], "silver.fins_statements"),
+        "margin": to_arrow(pdata["margin"], "silver.margin_interest"),
+        "statements": to_arrow(pdata["statements"], "silver.fins_statements"),
     }
 
 
@@ -200,13 +200,13 @@ def handoff(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ser(sdata, handoff):
+def ser(spark, sdata, handoff):
     """The build's per-code pass over every row: its trailing returns (computed and
     cached), its series and as-of features written to ``handoff`` (one period)."""
     sources = {"margin": sdata["margin"], "statements": sdata["statements"]}
-    returns = series.series_features(sdata["df"], market.market_series(sdata["topix"]), DAYS,
-                                     DAYS[0], DAYS[0], handoff, dict.fromkeys(DAYS, DAYS[0]),
-                                     sources).cache()
+    returns = series.series_features(spark, sdata["prices"], market.market_series(sdata["topix"]),
+                                     DAYS, DAYS[0], DAYS[0], handoff,
+                                     dict.fromkeys(DAYS, DAYS[0]), sources).cache()
     returns.count()
     return returns
 
@@ -296,11 +296,14 @@ def test_market_features_match_numpy(per_code, pdata):
 # ---- sector --------------------------------------------------------------------------
 
 
-def test_sector_features_use_membership_as_of_each_date(sdata, pdata, ser):
-    got = frame(sector.add_sector_features(ser, ser, sdata["master"]))
-    assert len(got) == T * N
-    assert list(got.columns) == [*ser.columns, *sector.FEATURES]  # no helper column left
+def test_sector_features_use_membership_as_of_each_date(pdata, ser):
     master = pdata["master"]
+    returns = frame(ser).sample(frac=1.0, random_state=3)  # any row order
+    stats = sector.sector_stats(returns, master)
+    columns = sector.sector_features(returns, stats, master)
+    assert list(columns) == sector.FEATURES
+    got = returns[["date", "code"]].assign(**columns)
+    assert len(got) == T * N
     member = pd.DataFrame(None, index=DAYS, columns=CODES, dtype=object)
     for _, row in master.iterrows():
         for d in DAYS:
@@ -342,8 +345,11 @@ def test_sector_features_use_membership_as_of_each_date(sdata, pdata, ser):
 # ---- flows, margin, statements ---------------------------------------------------------
 
 
-def test_flow_features_take_the_latest_publication_usable_on_each_date(sdata, pdata):
-    got = frame(flows.add_flow_features(sdata["df"], sdata["flows"]))
+def test_flow_features_take_the_latest_publication_usable_on_each_date(pdata):
+    daily = flows.flow_daily(pdata["flows"], DAYS)
+    got = pd.DataFrame({"date": np.repeat(DAYS, N), "code": CODES * T})
+    found = daily.reindex(flows.flow_days(got["date"].to_numpy()))
+    got = got.assign(**{c: found[c].to_numpy() for c in flows.FEATURES})
     f = pdata["flows"]
     weekly = f.groupby(["date", "start_date"], as_index=False).agg(
         published_date=("published_date", "max"), tot=("total_turnover", "sum"),
@@ -548,28 +554,24 @@ def test_peer_features_use_latest_snapshot_and_peer_returns_of_the_day(ser, pdat
 def _all_groups(spark, scratch, prices, topix, master, flow_rows, margin, statements):
     """The build's passes (``build_features.compose``) over the whole hand-built market:
     normalized features and peer graph of the dates up to ``CUT``."""
-    silver = {"silver.investor_flows": flow_rows, "silver.margin_interest": margin,
-              "silver.fins_statements": statements, "silver.equities_master_asof": master}
-    sdf = {k: to_spark(spark, v, k) for k, v in silver.items()}
     inputs = BuildInputs(
         start=DAYS[0], end=DAYS[-1], read_from=DAYS[0], dates=DAYS,
-        prices=to_spark(spark, _base_rows(prices), "silver.equities_prices_daily"),
-        topix=topix,
-        master_asof=sdf["silver.equities_master_asof"], flows=sdf["silver.investor_flows"],
-        margin=sdf["silver.margin_interest"], statements=sdf["silver.fins_statements"])
+        prices=to_arrow(_base_rows(prices), "silver.equities_prices_daily"),
+        topix=topix, master_asof=master, flows=flow_rows,
+        margin=to_arrow(margin, "silver.margin_interest"),
+        statements=to_arrow(statements, "silver.fins_statements"))
     settings = build_features.BuildSettings(build_features.catalogue_features(),
                                             {"k": 3, "window": 20, "cadence": 10},
                                             TradingCalendar())
     handoff = Handoff(str(scratch))
-    feats, _keys, graph, cached = build_features.compose(inputs, settings, handoff)
+    feats, rows, graph = build_features.compose(spark, inputs, settings, handoff)
     try:
         pdf = feats.filter(f"date <= '{CUT}'").toPandas()
         g = graph.to_pandas()
         g = g[g["date"] <= CUT]
     finally:
-        for df in cached:
-            df.unpersist()
         handoff.remove()
+    assert rows == T * N
     assert not scratch.exists()
     return (pdf.sort_values(["date", "code"]).reset_index(drop=True),
             g.sort_values(["date", "code", "rank"]).reset_index(drop=True))

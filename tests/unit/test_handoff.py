@@ -1,15 +1,13 @@
-"""The per-code pass's handoff files, and the cross-sectional pass's join onto them."""
+"""The handoff files: the per-code pass's inputs by bucket, its rows by period, the edges."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pytest
 
-from spark_jobs.features.crosssection import with_per_code
+from spark_jobs.features import series
 from spark_jobs.features.handoff import Handoff
 
 D1, D2, D3 = dt.date(2025, 1, 6), dt.date(2025, 1, 7), dt.date(2025, 1, 8)
@@ -42,17 +40,29 @@ def test_rows_are_filed_by_period_and_a_rewrite_replaces_the_bucket_file(tmp_pat
     h.remove()  # removing twice is fine
 
 
-def test_the_join_puts_each_rows_features_beside_it_and_refuses_other_keys():
-    rows = pd.DataFrame({"date": [D2, D1, D1], "code": ["A", "B", "A"], "r": [3.0, 2.0, 1.0]})
-    wide = pa.table({"date": pa.array([D1, D2, D1], pa.date32()), "code": ["A", "A", "B"],
-                     "x": [10.0, 30.0, 20.0]})
-    joined = with_per_code(rows, wide, P1)
-    assert joined[["code", "r", "x"]].values.tolist() == [["A", 1.0, 10.0], ["B", 2.0, 20.0],
-                                                          ["A", 3.0, 30.0]]
-    with pytest.raises(RuntimeError, match="period 2025-01-06: 3 rows but 2 per-code rows"):
-        with_per_code(rows, wide.slice(0, 2), P1)
-    with pytest.raises(RuntimeError, match="period 2025-01-06: 3 rows but 0 per-code rows"):
-        with_per_code(rows, None, P1)
-    other = wide.set_column(1, "code", pa.array(["A", "A", "C"]))
-    with pytest.raises(RuntimeError, match="keys differ from the rows' \\(code\\)"):
-        with_per_code(rows, other, P1)
+def test_bucket_inputs_file_whole_codes_once_and_read_back(tmp_path):
+    codes = [f"{1300 + i}0" for i in range(7)]
+    prices = pa.table({"date": pa.array([D1, D2] * 7, pa.date32()),
+                       "code": [c for c in codes for _ in (D1, D2)],
+                       **{k: np.arange(14, dtype=float) for k in series.INPUT_COLUMNS[2:]}})
+    margin = pa.table({"code": [codes[0], codes[3], "99990"], "date": pa.array([D1] * 3, pa.date32()),
+                       **{k: [1.0, 2.0, 3.0] for k in series.ASOF_GROUPS["margin"][0]}})
+    parts = series.bucket_inputs(prices, {"margin": margin, "statements": None}, buckets=3)
+    assert len(parts) == 3
+    seen = [set(p.column("code").to_pylist()) for p, _ in parts]
+    assert sorted(c for s in seen for c in s) == codes  # each code in one bucket only
+    assert sum(p.num_rows for p, _ in parts) == prices.num_rows
+    assert all(p.num_rows == 2 * len(s) for (p, _), s in zip(parts, seen, strict=True))
+    events = [e for _, e in parts if e is not None]
+    got = sorted(c for e in events for c in e.column("code").to_pylist())
+    assert got == [codes[0], codes[3]]  # the code without price rows is dropped
+    assert all(e.column("_src").to_pylist() == ["margin"] * e.num_rows for e in events)
+    for (_, e), s in zip(parts, seen, strict=True):
+        assert e is None or set(e.column("code").to_pylist()) <= s  # beside its prices
+    h = Handoff(str(tmp_path / "h"))
+    for b, (p, e) in enumerate(parts):
+        h.write_inputs(b, p, e)
+    for b, (p, e) in enumerate(parts):
+        back_p, back_e = h.read_inputs(b)
+        assert back_p.equals(p) and (back_e is None if e is None else back_e.equals(e))
+    assert h.read(P1) is None  # inputs are not a period's rows
