@@ -32,6 +32,7 @@ from spark_jobs.features import flows, normalize, peers, sector
 from spark_jobs.features.handoff import Handoff
 from spark_jobs.features.local import local_frame
 from spark_jobs.features.normalize import normalized_names
+from spark_jobs.features.sessions import day64
 
 #: the group key of dates no snapshot serves (their peer features are null)
 UNSERVED = dt.date(1900, 1, 1)
@@ -59,15 +60,17 @@ class Context:
         out = sector.sector_features(rows, self.sector_stats, self.master)
         if self.flows is None:
             return out | {k: np.full(len(rows), np.nan) for k in flows.FEATURES}
-        days = flows.flow_days(rows["date"].to_numpy())
+        days = day64(rows["date"].to_numpy())
         found = self.flows.reindex(days)
         return out | {k: found[k].to_numpy(dtype=float) for k in flows.FEATURES}
 
 
 def period_rows(per_code: pa.Table, context: Context) -> pd.DataFrame:
     """A period's handoff rows (``date``, ``code``, the per-code features and trailing
-    returns) sorted by ``(date, code)``, with the context's columns added."""
-    rows = per_code.sort_by([("date", "ascending"), ("code", "ascending")]).to_pandas()
+    returns) sorted by ``(date, code)``, with the context's columns added; dates are
+    numpy datetimes (``datetime.date`` objects cost ~0.1 s per 80,000-row conversion)."""
+    rows = per_code.sort_by([("date", "ascending"), ("code", "ascending")]).to_pandas(
+        date_as_object=False)
     return pd.concat([rows, pd.DataFrame(context.columns(rows))], axis=1)
 
 

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from spark_jobs.features.sessions import day64
+
 FEATURES: list[str] = [
     "flow_foreign_net_ratio",
     "flow_individual_net_ratio",
@@ -77,24 +79,19 @@ def flow_series(flows: pd.DataFrame) -> pd.DataFrame:
     return weekly.drop(columns=["_tot", *[f"_{g}" for g in GROUPS]])
 
 
-def flow_days(dates) -> np.ndarray:
-    """Dates (``datetime.date`` objects or numpy datetimes) as the index of ``flow_daily``."""
-    return np.asarray(dates, "datetime64[D]")
-
-
 def flow_daily(flows: pd.DataFrame, dates: Sequence[dt.date]) -> pd.DataFrame:
-    """``FEATURES`` of each of ``dates``, indexed by ``flow_days(dates)``; NaN where no
+    """``FEATURES`` of each of ``dates``, indexed by ``sessions.day64(dates)``; NaN where no
     week is usable. ``flows`` is ``silver.investor_flows``; it should start a year before
     ``dates`` for full z-score windows."""
     weekly = flow_series(flows).drop_duplicates("date", keep="last")  # the latest week
-    usable = flow_days(weekly["date"].to_numpy())
-    days = flow_days(list(dates))
+    usable = day64(weekly["date"].to_numpy())
+    days = day64(list(dates))
     at = np.searchsorted(usable, days, side="right") - 1
     ok = (at >= 0) & (days - usable[np.maximum(at, 0)] <= np.timedelta64(FLOW_MAX_STALE_DAYS, "D"))
     picked = weekly.iloc[np.maximum(at, 0)]
     out = pd.DataFrame(index=pd.Index(days, name="date"))
     for name in FEATURES[:-1]:
         out[name] = np.where(ok, picked[name].to_numpy(dtype=float), np.nan)
-    since = days - flow_days(picked["published_date"].to_numpy())
+    since = days - day64(picked["published_date"].to_numpy())
     out["flow_days_since_pub"] = np.where(ok & ~np.isnat(since), since.astype(float), np.nan)
     return out

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from spark_jobs.features.sessions import day64
 from spark_jobs.features.windows import rolling_std, trailing_sum
 
 FEATURES: list[str] = [
@@ -51,12 +52,6 @@ VOL_WINDOW = 20
 #: the per-(date, sector) columns of ``sector_stats``
 STATS: list[str] = [f for f in FEATURES if not f.startswith("ret_")]
 MASTER_COLUMNS = ["code", "valid_from", "valid_to", "sector33_code"]
-
-
-def day64(values) -> np.ndarray:
-    """Dates (``datetime.date`` objects or numpy datetimes; ``None`` → NaT) as
-    ``datetime64[D]``: the key type of the context tables."""
-    return np.asarray(values, "datetime64[D]")
 
 
 def _days(values) -> np.ndarray:

@@ -27,9 +27,15 @@ def _sessions(until: dt.date) -> np.ndarray:
     return np.array(offline_trading_days(CALENDAR_ANCHOR, until), dtype="datetime64[D]")
 
 
+def day64(dates) -> np.ndarray:
+    """Dates (``datetime.date`` objects or numpy datetimes; ``None`` → NaT) as
+    ``datetime64[D]``: the key type of the driver's per-date tables."""
+    return np.asarray(dates, "datetime64[D]")
+
+
 def tidx(dates) -> np.ndarray:
     """``_tidx`` of each of ``dates`` (a sequence or array of ``datetime.date``)."""
-    days = np.asarray(dates, dtype="datetime64[D]")
+    days = day64(dates)
     if not len(days):
         return np.zeros(0, np.int64)
     return np.searchsorted(_sessions(days.max().astype(dt.date)), days, side="left")

@@ -16,7 +16,7 @@ from spark_jobs import build_features
 from spark_jobs.features import flows, fundamentals, market, peers, sector, series
 from spark_jobs.features.handoff import Handoff
 from spark_jobs.features.inputs import BuildInputs
-from spark_jobs.features.sessions import CALENDAR_ANCHOR
+from spark_jobs.features.sessions import CALENDAR_ANCHOR, day64
 
 pytestmark = pytest.mark.spark
 
@@ -348,7 +348,7 @@ def test_sector_features_use_membership_as_of_each_date(pdata, ser):
 def test_flow_features_take_the_latest_publication_usable_on_each_date(pdata):
     daily = flows.flow_daily(pdata["flows"], DAYS)
     got = pd.DataFrame({"date": np.repeat(DAYS, N), "code": CODES * T})
-    found = daily.reindex(flows.flow_days(got["date"].to_numpy()))
+    found = daily.reindex(day64(got["date"].to_numpy()))
     got = got.assign(**{c: found[c].to_numpy() for c in flows.FEATURES})
     f = pdata["flows"]
     weekly = f.groupby(["date", "start_date"], as_index=False).agg(

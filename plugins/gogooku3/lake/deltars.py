@@ -69,9 +69,15 @@ def read_table(
     columns: Sequence[str] | None = None,
     lake_root: str | None = None,
 ) -> pa.Table:
-    """Arrow table of ``table`` with ``start <= date <= end`` (partition-pruned), catalogue order."""
+    """Arrow table of ``table`` with ``start <= date <= end`` (partition-pruned), catalogue order.
+
+    A local table without reader features is read as a pyarrow dataset over the files
+    its log lists for the range (``data_files``); delta-rs's own dataset spent ~5 ms per
+    file building it (6.3 s against 1.4 s for 1,224 files of daily statements)."""
     spec = _spec(table)
-    dataset = open_table(spec, lake_root).to_pyarrow_dataset()
+    dataset = _file_dataset(spec, start, end, lake_root)
+    if dataset is None:
+        dataset = open_table(spec, lake_root).to_pyarrow_dataset()
     expr = None
     if start is not None or end is not None:
         if not spec.partition_by:
@@ -83,6 +89,28 @@ def read_table(
             expr = upper if expr is None else expr & upper
     out = dataset.to_table(columns=list(columns or spec.column_names), filter=expr)
     return out
+
+
+def _file_dataset(spec: TableSpec, start: dt.date | None, end: dt.date | None,
+                  lake_root: str | None):
+    """A pyarrow dataset of the files ``data_files`` lists, with the catalogue's schema
+    (partition columns from the hive paths), or ``None`` for a table on object storage
+    or with reader features (read through delta-rs)."""
+    import pyarrow.dataset as ds
+
+    root = spec.path(_root(lake_root))
+    if "://" in root.removeprefix("file://"):
+        return None
+    files = data_files(spec, start, end, lake_root)
+    if files is None:
+        return None
+    schema = spec.arrow_schema()
+    parts = spec.delta_partitions
+    partitioning = ds.partitioning(pa.schema([schema.field(c) for c in parts]), flavor="hive"
+                                   ) if parts else None
+    return ds.dataset([f.removeprefix("file://") for f in files], schema=schema,
+                      format="parquet", partitioning=partitioning,
+                      partition_base_dir=root.removeprefix("file://"))
 
 
 def write_dates(
