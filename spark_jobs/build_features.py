@@ -154,10 +154,10 @@ def compose(spark: SparkSession, inputs: BuildInputs, settings: BuildSettings,
     Passes: (1) per code, one pass over the look-back (the driver files each bucket of
     codes' price, margin and statement rows in ``handoff``, a task per bucket) computes
     every per-code group plus the trailing returns the later passes use (``series``):
-    the features and returns of the build's
-    rows go to ``handoff`` as files, filed by snapshot period; the returns come back to
-    the driver as Arrow, for the build's rows and the few weeks before them that the
-    sector windows and the first peer snapshot need; (2) on the driver, from those
+    the features and returns of the build's rows go to ``handoff`` as files, filed by
+    snapshot period; the returns come back to the driver as Arrow, for the build's rows
+    and the few weeks before them that the sector windows and the first peer snapshot
+    need; (2) on the driver, from those
     returns: the peer graph (``peers.peer_graph``; each snapshot's edges filed in
     ``handoff``) and the per-date context — sector statistics by ``(date, sector)``
     (``sector.sector_stats``) and the flows of each date (``flows.flow_daily``);
@@ -166,9 +166,8 @@ def compose(spark: SparkSession, inputs: BuildInputs, settings: BuildSettings,
     from ``handoff`` (``crosssection``; with a ``sink`` its workers write the rows as
     the sink's files and the frame lists them). No row is shuffled: Spark runs the two
     passes' tasks, the rows travel as files. Each silver table is read once (on the
-    driver, ``inputs``). A group whose optional source is
-    absent (``inputs.absent``) is null. The returned frame is lazy; ``handoff`` must
-    outlive its evaluation.
+    driver, ``inputs``). A group whose optional source is absent (``inputs.absent``) is
+    null. The returned frame is lazy; ``handoff`` must outlive its evaluation.
     """
     import bisect
 
