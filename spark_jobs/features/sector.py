@@ -62,7 +62,7 @@ def membership(dates, codes, master: pd.DataFrame) -> np.ndarray:
     """The ``sector33_code`` valid for each ``(dates[i], codes[i])`` (module docstring), as
     an object array with ``None`` where the code has no valid master row."""
     m = master[MASTER_COLUMNS].dropna(subset=["code", "valid_from"])
-    code_ids, uniques = pd.factorize(pd.concat([m["code"], pd.Series(codes)], ignore_index=True))
+    code_ids, _ = pd.factorize(pd.concat([m["code"], pd.Series(codes)], ignore_index=True))
     m_code, row_code = code_ids[: len(m)], code_ids[len(m):]
     frm = _days(m["valid_from"].to_numpy())
     to = m["valid_to"]

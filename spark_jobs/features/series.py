@@ -1,4 +1,4 @@
-"""The build's per-code pass: every series feature of a code in one grouped-map UDF.
+"""The build's per-code pass: every series feature of a code, one task per bucket of codes.
 
 Codes are split into buckets (``spark.sql.shuffle.partitions`` per ``BUCKET_DATES``
 dates read) and each bucket is one call of ``code_columns`` (pure pandas/numpy): its
@@ -12,7 +12,7 @@ sector and peer passes, the 20-row average raw volume ``_adv20`` to the margin g
 
 The features and trailing returns leave the pass as files (``handoff``: the bucket's
 rows dated ``>= start``, one file per snapshot period, read by the cross-sectional
-pass); only the keys and the trailing returns come back to Spark, for the rows dated
+pass); only the keys and the trailing returns come back to the driver, for the rows dated
 ``>= emit_from`` (the build's range plus the few weeks of returns the sector windows and
 the first peer snapshot need, which the driver computes from). A code's values do not
 depend on its bucket.
