@@ -67,6 +67,8 @@ def airflow_env(isolated_lake, jquants_url, redis_url, tmp_path_factory) -> Airf
         "GOGOOKU_SPARK_SHUFFLE_PARTITIONS": "2",
         "GOGOOKU_SPARK_DRIVER_MEMORY": "2g",
         "PYTHONUNBUFFERED": "1",
+        # a failed API call's response names its database error (CI logs keep only that)
+        "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
     })
     af = AirflowEnv(env, home)
     af.run("db", "migrate")

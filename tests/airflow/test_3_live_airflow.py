@@ -139,11 +139,13 @@ def _backfill(api, reprocess: str = "none") -> list[dict]:
         bfs = api.get("/backfills?dag_id=jquants_daily_ingest")["backfills"]
         return all(b["completed_at"] for b in bfs)
 
-    # SQLite may refuse the backfill's write at once ("database is locked": a stale WAL
-    # read snapshot is not waited for, whatever the busy timeout; see
-    # gogooku3.airflow.metadata_db) after it created some runs. Then wait for those to
-    # finish and create it again: existing runs are kept, the rest created, and the
-    # assertions below still see every run and the lake as one backfill leaves them.
+    # SQLite may refuse one of the request's writes at once ("database is locked": a stale
+    # WAL read snapshot is not waited for, whatever the busy timeout; see
+    # gogooku3.airflow.metadata_db). Inside the backfill's creation Airflow answers 503;
+    # at the request's own commit (its action log) a 500 "Database error". Either may come
+    # after some runs were created. Then wait for those to finish and create it again:
+    # existing runs are kept, the rest created, and the assertions below still see every
+    # run and the lake as one backfill leaves them.
     for attempt in range(1, 4):
         wait_until(no_backfill_running, 300, "the previous backfill to be marked complete",
                    interval=1)
@@ -155,6 +157,7 @@ def _backfill(api, reprocess: str = "none") -> list[dict]:
             if "database is locked" not in detail.lower() or attempt == 3:
                 raise AssertionError(f"POST /backfills {body}: {exc} (attempt {attempt}):\n"
                                      f"{detail}") from None
+            print(f"POST /backfills attempt {attempt}: {exc}: {detail[:300]}")
 
     def done():
         runs = [r for r in api.runs("jquants_daily_ingest")
