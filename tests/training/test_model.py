@@ -146,8 +146,10 @@ def _peer_day(generator: torch.Generator, n: int = 64):
 
 
 @pytest.mark.parametrize("use_gat", [True, False])
-def test_only_the_graph_model_learns_a_peer_signal(use_gat):
-    model = ATFTGATFAN(ModelConfig(**TINY, use_gat=use_gat))
+@pytest.mark.parametrize("skip", [False, True])
+def test_only_the_graph_model_learns_a_peer_signal(use_gat, skip):
+    """With or without the last-step skip, a peer's value reaches a stock only by an edge."""
+    model = ATFTGATFAN(ModelConfig(**TINY, use_gat=use_gat, graph_input_skip=skip))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     mask = torch.ones(64, 5, dtype=torch.bool)
     train = torch.Generator().manual_seed(0)

@@ -34,7 +34,8 @@ class ATFTGATFAN(nn.Module):
     1. normalize: FAN then SAN (if enabled) each return the normalized window and the
        statistics they removed; the statistics are also encoded by a GRN into a per-stock
        context [N, d] for the encoder (so level and scale are not lost);
-    2. select variables and encode time (``TemporalFusionEncoder``) -> last step [N, d];
+    2. select variables and encode time (``TemporalFusionEncoder``) -> last step [N, d],
+       plus a linear map of the raw last-step inputs x[:, -1] if ``graph_input_skip``;
     3. graph: GATv2 over the day's peer graph (skipped if ``use_gat`` is False or no
        ``edge_index`` is given: the no-graph ablation);
     4. heads: point [N, H] and monotone quantiles [N, H, Q];
@@ -62,6 +63,7 @@ class ATFTGATFAN(nn.Module):
             cfg.n_features, d, cfg.heads, cfg.dropout, cfg.lstm_layers,
             with_context=self.context is not None,
         )
+        self.last_step = nn.Linear(cfg.n_features, d) if cfg.graph_input_skip else None
         self.graph = (
             PeerGraphAttention(d, cfg.heads, cfg.gat_layers, cfg.edge_dim, cfg.dropout)
             if cfg.use_gat else None
@@ -82,6 +84,8 @@ class ATFTGATFAN(nn.Module):
             stats = [s for s in (fan_stats, san_stats) if s is not None]
             context = self.context(torch.cat(stats, dim=-1))
         z = self.encoder(h, context)
+        if self.last_step is not None:
+            z = z + self.last_step(x[:, -1])
         if self.graph is not None and edge_index is not None:
             z = self.graph(z, edge_index, edge_attr)
         point, quantiles = self.heads(z)

@@ -18,6 +18,10 @@ class ModelConfig:
     ``fan_windows`` are the FAN window lengths (coarse to fine; windows longer than
     ``seq_len`` are skipped), ``fan_top_k`` the number of dominant rFFT bins removed per
     window, ``san_slices`` the number of SAN slices over the sequence.
+    ``graph_input_skip`` adds a linear map of each stock's last-step inputs to its encoding
+    before the graph block (before the heads when the graph is off, so the no-graph
+    ablation keeps the same shortcut): a stock's peers then pass on their latest raw
+    values, not only what the temporal encoder kept of them.
     """
 
     n_features: int
@@ -36,6 +40,7 @@ class ModelConfig:
     fan_windows: tuple[int, ...] = (20, 10, 5)
     fan_top_k: int = 1
     san_slices: int = 3
+    graph_input_skip: bool = False
 
     def __post_init__(self) -> None:
         for name in ("horizons", "quantiles", "fan_windows"):
