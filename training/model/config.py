@@ -40,7 +40,7 @@ class ModelConfig:
     fan_windows: tuple[int, ...] = (20, 10, 5)
     fan_top_k: int = 1
     san_slices: int = 3
-    graph_input_skip: bool = False
+    graph_input_skip: bool = True
 
     def __post_init__(self) -> None:
         for name in ("horizons", "quantiles", "fan_windows"):
