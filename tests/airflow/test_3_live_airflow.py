@@ -154,6 +154,8 @@ def _backfill(api, reprocess: str = "none") -> list[dict]:
             break
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
+            if attempt > 1 and exc.code == 409 and "already a running backfill" in detail:
+                break  # the refused attempt's backfill was committed before its action log
             if "database is locked" not in detail.lower() or attempt == 3:
                 raise AssertionError(f"POST /backfills {body}: {exc} (attempt {attempt}):\n"
                                      f"{detail}") from None
