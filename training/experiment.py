@@ -188,8 +188,8 @@ def run_cv(overrides: Sequence[str] = (), phase: str = "all", start: dt.date | N
                                 int(cfg["data"]["min_stocks"]))
             log_evaluation("atft_gat_fan", predict_days(model, dp, test_s, use_graph),
                             label_frame(dp, test_s.days), "test")
-        meta = {"model": {k: list(v) if isinstance(v, tuple) else v
-                          for k, v in cfg["model"].items()},
+        # every field resolved, so a later change of a default cannot change this model
+        meta = {"model": model.cfg.to_dict(),
                 "n_inputs": dp.n_inputs, "window": int(cfg["data"]["window"]),
                 "mask_channels": bool(cfg["data"]["mask_channels"]),
                 "features": data.panel.feature_names, "use_graph": use_graph,

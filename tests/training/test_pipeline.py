@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import io
+import json
 import os
+from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import numpy as np
 import pytest
+import torch
 from mlflow import MlflowClient
 from tr_lake import MARKET, SMALL_RUN
 
@@ -19,7 +24,9 @@ from gogooku3.lake import deltars
 from gogooku3.settings import get_settings
 from training import pipeline
 from training.data.panel import GoldCoverageError
-from training.registry import register
+from training.model.config import ModelConfig
+from training.registry import Forecaster, register
+from training.train import build_model
 
 _SIG = MARKET.signal
 ORACLE = (f"baselines.oracle_market={{stocks: {MARKET.stocks}, start: '{MARKET.start}', "
@@ -74,6 +81,33 @@ def test_train_logs_parent_and_child_runs_with_metrics_plots_and_model(trained):
     local = mlflow.artifacts.download_artifacts(parent.data.tags["model_uri"])
     example = model.metadata.load_input_example(local)
     assert model.predict(example).shape[1] == 5
+
+
+def test_logged_model_config_holds_every_field_and_an_older_one_loads_as_trained(trained,
+                                                                              tmp_path):
+    """The logged meta stores the resolved ModelConfig, so a later default cannot change a
+    registered model; a meta from before that (no ``graph_input_skip``) loads skip-less."""
+    parent = MlflowClient().get_run(trained["run_id"])
+    local = mlflow.artifacts.download_artifacts(parent.data.tags["model_uri"])
+    meta_path = next(Path(local).rglob("meta.json"))
+    weights_path = next(Path(local).rglob("weights.pt"))
+    meta = json.loads(meta_path.read_text())
+    assert set(meta["model"]) == {f.name for f in dataclasses.fields(ModelConfig)}
+    assert meta["model"]["hidden"] == 16 and meta["model"]["graph_input_skip"] is True
+
+    old_cfg = {k: v for k, v in meta["model"].items() if k != "graph_input_skip"}
+    old_model = build_model({**old_cfg, "graph_input_skip": False}, meta["n_inputs"],
+                            meta["window"])
+    torch.save(old_model.state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "model": old_cfg}))
+    forecaster = Forecaster()
+    forecaster.load_context(SimpleNamespace(artifacts={
+        "meta": str(tmp_path / "meta.json"), "weights": str(tmp_path / "weights.pt")}))
+    assert forecaster.model.cfg.graph_input_skip is False
+    # the current meta rebuilds the skip; its weights load strictly
+    forecaster.load_context(SimpleNamespace(artifacts={
+        "meta": str(meta_path), "weights": str(weights_path)}))
+    assert forecaster.model.cfg.graph_input_skip is True
 
 
 def test_worse_challenger_is_not_promoted(trained):
