@@ -158,8 +158,8 @@ def compose(spark: SparkSession, inputs: BuildInputs, settings: BuildSettings,
     snapshot period; the returns come back to the driver as Arrow, for the build's rows
     and the few weeks before them that the sector windows and the first peer snapshot
     need; (2) on the driver, from those
-    returns: the peer graph (``peers.peer_graph``; each snapshot's edges filed in
-    ``handoff``) and the per-date context — sector statistics by ``(date, sector)``
+    returns: the peer graph (``peers.peer_graph`` on sector-relative returns, each row's
+    sector from the master as of its date; each snapshot's edges filed in ``handoff``) and the per-date context — sector statistics by ``(date, sector)``
     (``sector.sector_stats``) and the flows of each date (``flows.flow_daily``);
     (3) the cross-sectional pass, one group per snapshot period: sector and flow
     features, peer statistics and normalization, reading the period's rows and edges
@@ -189,9 +189,13 @@ def compose(spark: SparkSession, inputs: BuildInputs, settings: BuildSettings,
                                      dates, start, emit_from, handoff, period_of, sources
                                      ).toArrow()
     day = returns.column("date")
-    graph = peers.peer_graph(returns.select(["date", "code", "_r1"]).filter(
-        pc.is_valid(returns.column("_r1"))), dates, k=pg["k"], window=pg["window"],
-        cadence=pg["cadence"], start=start)
+    graph_returns = returns.select(["date", "code", "_r1"]).filter(
+        pc.is_valid(returns.column("_r1")))
+    graph_returns = graph_returns.append_column("sector", pa.array(sector.membership(
+        graph_returns.column("date").to_numpy(), graph_returns.column("code").to_numpy(),
+        inputs.master_asof), pa.string()))
+    graph = peers.peer_graph(graph_returns, dates, k=pg["k"], window=pg["window"],
+                             cadence=pg["cadence"], start=start)
     for snap, edges in graph.items():
         handoff.write_edges(snap, edges)
     history = returns.filter(pc.greater_equal(day, pa.scalar(first, pa.date32())))

@@ -1,9 +1,13 @@
 """Peer graph (k nearest neighbours by return correlation) and peer features.
 
-``peer_graph(returns, dates, k=10, window=60, cadence=20)`` → ``gold.peer_graph`` rows
+``peer_graph(returns, dates, k=10, window=120, cadence=20)`` → ``gold.peer_graph`` rows
 ``(date, code, peer_code, rank, corr)``: on each snapshot date ``s`` every code's ``k``
 most correlated other codes (Pearson correlation of daily adjusted-close returns over the
-``window`` trade dates ending at ``s``; rank 1 = highest, ties by peer code). Snapshots
+``window`` trade dates ending at ``s``; rank 1 = highest, ties by peer code). Given each
+row's 33-sector, the returns correlated are sector-relative: the 1-day return minus the
+same-day equal-weighted mean of the code's sector (``ret_1d_vs_sector``), so that peers
+are the codes that move together beyond their shared sector and market, not simply
+sector mates (a code without a sector that day: minus the day's mean over all codes). Snapshots
 fall on the trade dates whose trading-day index ``_tidx`` (``sessions``) is a multiple of
 ``cadence`` — anchored to the calendar, not to the frame, so
 a daily incremental run picks the same snapshot dates as a full rebuild. A snapshot uses
@@ -122,15 +126,17 @@ def peer_graph(
     dates: Sequence[dt.date],
     *,
     k: int = 10,
-    window: int = 60,
+    window: int = 120,
     cadence: int = 20,
     start: dt.date | None = None,
     min_obs: int | None = None,
 ) -> dict[dt.date, pa.Table]:
     """Peer graph snapshots (module docstring), computed on the driver: snapshot date →
     its ``gold.peer_graph`` rows. ``returns`` holds ``date, code, _r1`` (the per-code
-    pass's 1-day returns, covering the snapshots' windows; other columns are ignored)
-    and ``dates`` the sorted distinct dates of the build's prices (``graph_snapshots``).
+    pass's 1-day returns, covering the snapshots' windows) and optionally ``sector`` (the
+    row's 33-sector, null where unknown; with it the returns are made sector-relative,
+    ``sector_relative``); other columns are ignored. ``dates`` are the sorted distinct
+    dates of the build's prices (``graph_snapshots``).
     Codes with fewer than ``min_obs`` (default ``3/4 × window``) returns in the window,
     or a constant price, are left out of a snapshot.
 
@@ -147,6 +153,9 @@ def peer_graph(
     day = returns.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
     r = returns.column("_r1").to_numpy(zero_copy_only=False).astype(float)
     keep = (day >= axis[lo]) & (day <= axis[hi]) & np.isfinite(r)
+    if "sector" in returns.column_names:
+        r = sector_relative(day, returns.column("sector").to_numpy(zero_copy_only=False), r,
+                            keep)
     codes, c_idx = _sorted_codes(returns.column("code"))
     panel = np.full((hi - lo + 1, len(codes)), np.nan)
     panel[np.searchsorted(axis, day[keep]) - lo, c_idx[keep]] = r[keep]
@@ -161,6 +170,22 @@ def peer_graph(
     with threadpool_limits(1, user_api="blas"), \
             ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="peer-graph") as pool:
         return dict(zip([s for s, _ in snaps], pool.map(one, snaps), strict=True))
+
+
+def sector_relative(day: np.ndarray, sector: np.ndarray, r: np.ndarray,
+                    keep: np.ndarray) -> np.ndarray:
+    """``r`` minus the mean of ``r`` over the ``keep`` rows of the same ``day`` and
+    ``sector`` (rows whose sector is null: over all ``keep`` rows of the day); rows
+    outside ``keep`` are NaN."""
+    out = np.full(len(r), np.nan)
+    d = day[keep]
+    sec = pd.Series(sector[keep], dtype=object)
+    has = sec.notna().to_numpy()
+    x = pd.Series(r[keep])
+    mean = x.groupby([d, sec.fillna("").to_numpy()]).transform("mean").to_numpy()
+    day_mean = x.groupby(d).transform("mean").to_numpy()
+    out[keep] = x.to_numpy() - np.where(has, mean, day_mean)
+    return out
 
 
 def _sorted_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

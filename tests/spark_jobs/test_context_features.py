@@ -304,11 +304,7 @@ def test_sector_features_use_membership_as_of_each_date(pdata, ser):
     assert list(columns) == sector.FEATURES
     got = returns[["date", "code"]].assign(**columns)
     assert len(got) == T * N
-    member = pd.DataFrame(None, index=DAYS, columns=CODES, dtype=object)
-    for _, row in master.iterrows():
-        for d in DAYS:
-            if row.valid_from <= d and (row.valid_to is None or d < row.valid_to):
-                member.loc[d, row.code] = row.sector33_code
+    member = _member(master)
     assert member.loc[DAYS[69], CODES[4]] == "S1" and member.loc[DAYS[70], CODES[4]] == "S2"
     rets = {h: ref_returns(pdata["prices"], h) for h in (1, 5, 20)}
     exp = {f"sector_ret_{h}d": pd.DataFrame(np.nan, index=DAYS, columns=CODES) for h in (1, 5, 20)}
@@ -465,8 +461,9 @@ def test_statement_features_as_of_effective_date(pdata, per_code):
 # ---- peers ---------------------------------------------------------------------------
 
 
-def _ref_graph(prices: pd.DataFrame, snap: dt.date, k: int, window: int) -> pd.DataFrame:
-    r = ref_returns(prices, 1)
+def _ref_graph(r: pd.DataFrame, snap: dt.date, k: int, window: int) -> pd.DataFrame:
+    """Top-k correlation peers from the wide ``r`` (days x codes) of the window ending at
+    ``snap``."""
     pos = DAYS.index(snap)
     win = r.iloc[pos - window + 1: pos + 1]
     win = win.loc[:, win.notna().sum() >= window * 3 // 4]
@@ -495,7 +492,7 @@ def test_peer_graph_neighbours_match_numpy_correlation_ranking(ser, pdata):
     assert all(DAYS.index(b) - DAYS.index(a) == 10 for a, b in zip(snaps, snaps[1:], strict=False))
     assert graph["rank"].dtype.kind == "i"
     for snap in snaps:
-        ref = _ref_graph(pdata["prices"], snap, 3, 20)
+        ref = _ref_graph(ref_returns(pdata["prices"], 1), snap, 3, 20)
         g = graph[graph["date"] == snap].sort_values(["code", "rank"]).reset_index(drop=True)
         ref = ref.sort_values(["code", "rank"]).reset_index(drop=True)
         assert g[["code", "peer_code", "rank"]].values.tolist() == \
@@ -508,6 +505,45 @@ def test_peer_graph_neighbours_match_numpy_correlation_ranking(ser, pdata):
         for _, e in g[g.code.isin(full) & g.peer_code.isin(full)].iterrows():
             assert e["corr"] == pytest.approx(cc[full.index(e.code), full.index(e.peer_code)],
                                               rel=1e-9)
+
+
+def _member(master: pd.DataFrame) -> pd.DataFrame:
+    """Each (day, code)'s sector as of that day (None: no master row valid that day)."""
+    member = pd.DataFrame(None, index=DAYS, columns=CODES, dtype=object)
+    for _, row in master.iterrows():
+        for d in DAYS:
+            if row.valid_from <= d and (row.valid_to is None or d < row.valid_to):
+                member.loc[d, row.code] = row.sector33_code
+    return member
+
+
+def test_peer_graph_with_sectors_ranks_sector_relative_return_correlation(ser, pdata):
+    returns = ser.select("date", "code", "_r1").toArrow()
+    member = _member(pdata["master"])
+    sectors = [None if pd.isna(member.loc[d, c]) else member.loc[d, c] for d, c in zip(returns.column("date").to_pylist(),
+                                                returns.column("code").to_pylist(), strict=True)]
+    snaps = peers.peer_graph(returns.append_column("sector", pa.array(sectors, pa.string())),
+                             DAYS, k=3, window=20, cadence=10)
+    graph = pa.concat_tables(snaps.values()).to_pandas()
+    r1 = ref_returns(pdata["prices"], 1)
+    relative = r1.copy()
+    for d in DAYS:  # minus the day's sector mean; no sector: minus the day's mean
+        for c in CODES:
+            s = member.loc[d, c]
+            peers_of = CODES if pd.isna(s) else [o for o in CODES if member.loc[d, o] == s]
+            relative.loc[d, c] = r1.loc[d, c] - r1.loc[d, peers_of].mean()
+    assert pd.isna(member.loc[DAYS[5], CODES[7]])  # a code without a sector is in the test
+    raw = _graph(ser, DAYS, k=3, window=20, cadence=10)
+    changed = 0
+    for snap in sorted(graph["date"].unique()):
+        ref = _ref_graph(relative, snap, 3, 20).sort_values(["code", "rank"])
+        g = graph[graph["date"] == snap].sort_values(["code", "rank"])
+        assert g[["code", "peer_code", "rank"]].values.tolist() == \
+            ref[["code", "peer_code", "rank"]].values.tolist(), snap
+        np.testing.assert_allclose(g["corr"], ref["corr"], rtol=1e-9)
+        changed += not np.allclose(g["corr"], raw[raw["date"] == snap].sort_values(
+            ["code", "rank"])["corr"])
+    assert changed  # the sector-relative graph is not the raw one
 
 
 def test_peer_graph_from_a_later_start_reproduces_the_same_snapshots(ser, pdata):

@@ -54,7 +54,7 @@ def test_peer_graph_needs_positive_integer_k_window_cadence(tmp_path, value):
 
 
 def test_shipped_peer_graph_is_k10_over_60_days():
-    assert peer_graph_params() == {"k": 10, "window": 60, "cadence": 20}
+    assert peer_graph_params() == {"k": 10, "window": 120, "cadence": 20}
 
 
 def test_the_catalogue_lists_gold_features_so_lake_ls_shows_it():
