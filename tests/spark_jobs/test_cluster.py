@@ -30,7 +30,7 @@ from gogooku3.settings import PROJECT_ROOT
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SCRIPTS = PROJECT_ROOT / "scripts"
-START, END = dt.date(2023, 11, 1), dt.date(2024, 3, 29)
+START, END = dt.date(2023, 8, 1), dt.date(2024, 3, 29)  # 120-day peer window + a snapshot
 BUILD_FROM = dt.date(2024, 3, 1)
 
 JOB = PROJECT_ROOT / "spark_jobs" / "build_features.py"
