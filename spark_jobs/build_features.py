@@ -189,13 +189,12 @@ def compose(spark: SparkSession, inputs: BuildInputs, settings: BuildSettings,
                                      dates, start, emit_from, handoff, period_of, sources
                                      ).toArrow()
     day = returns.column("date")
-    graph_returns = returns.select(["date", "code", "_r1"]).filter(
-        pc.is_valid(returns.column("_r1")))
-    graph_returns = graph_returns.append_column("sector", pa.array(sector.membership(
-        graph_returns.column("date").to_numpy(), graph_returns.column("code").to_numpy(),
-        inputs.master_asof), pa.string()))
-    graph = peers.peer_graph(graph_returns, dates, k=pg["k"], window=pg["window"],
-                             cadence=pg["cadence"], start=start)
+    # each row's sector as of its date, looked up once for the graph and the sector stats
+    returns = returns.append_column("sector", pa.array(sector.membership(
+        day.to_numpy(), returns.column("code").to_numpy(), inputs.master_asof), pa.string()))
+    graph = peers.peer_graph(returns.select(["date", "code", "_r1", "sector"]).filter(
+        pc.is_valid(returns.column("_r1"))), dates, k=pg["k"], window=pg["window"],
+        cadence=pg["cadence"], start=start)
     for snap, edges in graph.items():
         handoff.write_edges(snap, edges)
     history = returns.filter(pc.greater_equal(day, pa.scalar(first, pa.date32())))

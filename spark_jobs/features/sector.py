@@ -86,9 +86,11 @@ def sector_stats(returns: pd.DataFrame, master: pd.DataFrame) -> pd.DataFrame:
 
     ``returns`` holds ``date, code, _r1, _r5, _r20`` of every stock row from
     ``MOM_WINDOW`` trading days before the build's first date on (the windows'
-    history); ``master`` is ``silver.equities_master_asof``."""
+    history), and optionally ``sector``, each row's ``membership`` already looked up;
+    ``master`` is ``silver.equities_master_asof``."""
     rows = returns.sort_values(["date", "code"], kind="stable")
-    sector = membership(rows["date"].to_numpy(), rows["code"].to_numpy(), master)
+    sector = (rows["sector"].to_numpy(dtype=object) if "sector" in rows.columns
+              else membership(rows["date"].to_numpy(), rows["code"].to_numpy(), master))
     keep = pd.notna(sector)
     r1 = rows["_r1"].to_numpy(dtype=float)
     frame = pd.DataFrame({
