@@ -154,8 +154,8 @@ def peer_graph(
     r = returns.column("_r1").to_numpy(zero_copy_only=False).astype(float)
     keep = (day >= axis[lo]) & (day <= axis[hi]) & np.isfinite(r)
     if "sector" in returns.column_names:
-        r = sector_relative(day, returns.column("sector").to_numpy(zero_copy_only=False), r,
-                            keep)
+        sector = pc.dictionary_encode(returns.column("sector")).combine_chunks().indices
+        r = sector_relative(day, sector.fill_null(-1).to_numpy(), r, keep)
     codes, c_idx = _sorted_codes(returns.column("code"))
     panel = np.full((hi - lo + 1, len(codes)), np.nan)
     panel[np.searchsorted(axis, day[keep]) - lo, c_idx[keep]] = r[keep]
@@ -175,16 +175,18 @@ def peer_graph(
 def sector_relative(day: np.ndarray, sector: np.ndarray, r: np.ndarray,
                     keep: np.ndarray) -> np.ndarray:
     """``r`` minus the mean of ``r`` over the ``keep`` rows of the same ``day`` and
-    ``sector`` (rows whose sector is null: over all ``keep`` rows of the day); rows
-    outside ``keep`` are NaN."""
+    ``sector`` (integer ids; ``-1``: no sector, such a row is measured against the mean
+    of all ``keep`` rows of its day); rows outside ``keep`` are NaN."""
     out = np.full(len(r), np.nan)
-    d = day[keep]
-    sec = pd.Series(sector[keep], dtype=object)
-    has = sec.notna().to_numpy()
-    x = pd.Series(r[keep])
-    mean = x.groupby([d, sec.fillna("").to_numpy()]).transform("mean").to_numpy()
-    day_mean = x.groupby(d).transform("mean").to_numpy()
-    out[keep] = x.to_numpy() - np.where(has, mean, day_mean)
+    x, s = r[keep], sector[keep].astype(np.int64) + 1
+    _, d = np.unique(day[keep], return_inverse=True)
+    width = int(s.max(initial=0)) + 1
+    group = d * width + s
+
+    def mean_of(key: np.ndarray) -> np.ndarray:
+        return (np.bincount(key, weights=x) / np.maximum(np.bincount(key), 1))[key]
+
+    out[keep] = x - np.where(s > 0, mean_of(group), mean_of(d))
     return out
 
 
