@@ -159,7 +159,8 @@ def compose(spark: SparkSession, inputs: BuildInputs, settings: BuildSettings,
     and the few weeks before them that the sector windows and the first peer snapshot
     need; (2) on the driver, from those
     returns: the peer graph (``peers.peer_graph`` on sector-relative returns, each row's
-    sector from the master as of its date; each snapshot's edges filed in ``handoff``) and the per-date context — sector statistics by ``(date, sector)``
+    sector from the master as of its date; each snapshot's edges filed in ``handoff``)
+    and the per-date context — sector statistics by ``(date, sector)``
     (``sector.sector_stats``) and the flows of each date (``flows.flow_daily``);
     (3) the cross-sectional pass, one group per snapshot period: sector and flow
     features, peer statistics and normalization, reading the period's rows and edges

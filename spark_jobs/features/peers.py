@@ -7,10 +7,10 @@ most correlated other codes (Pearson correlation of daily adjusted-close returns
 row's 33-sector, the returns correlated are sector-relative: the 1-day return minus the
 same-day equal-weighted mean of the code's sector (``ret_1d_vs_sector``), so that peers
 are the codes that move together beyond their shared sector and market, not simply
-sector mates (a code without a sector that day: minus the day's mean over all codes). Snapshots
-fall on the trade dates whose trading-day index ``_tidx`` (``sessions``) is a multiple of
-``cadence`` — anchored to the calendar, not to the frame, so
-a daily incremental run picks the same snapshot dates as a full rebuild. A snapshot uses
+sector mates (a code without a sector that day: minus the day's mean over all codes).
+Snapshots fall on the trade dates whose trading-day index ``_tidx`` (``sessions``) is a
+multiple of ``cadence`` — anchored to the calendar, not to the frame, so a daily
+incremental run picks the same snapshot dates as a full rebuild. A snapshot uses
 returns of dates ``<= s`` only.
 
 ``peer_stats(rows, edges)`` gives, for each ``(date, code)`` row of the dates one snapshot

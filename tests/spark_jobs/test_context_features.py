@@ -520,9 +520,10 @@ def _member(master: pd.DataFrame) -> pd.DataFrame:
 def test_peer_graph_with_sectors_ranks_sector_relative_return_correlation(ser, pdata):
     returns = ser.select("date", "code", "_r1").toArrow()
     member = _member(pdata["master"])
-    sectors = [None if pd.isna(member.loc[d, c]) else member.loc[d, c] for d, c in zip(returns.column("date").to_pylist(),
-                                                returns.column("code").to_pylist(), strict=True)]
-    snaps = peers.peer_graph(returns.append_column("sector", pa.array(sectors, pa.string())),
+    sectors = member.where(member.notna(), None).stack(future_stack=True)
+    keys = zip(returns.column("date").to_pylist(), returns.column("code").to_pylist(), strict=True)
+    sectors = pa.array([sectors[key] for key in keys], pa.string())
+    snaps = peers.peer_graph(returns.append_column("sector", sectors),
                              DAYS, k=3, window=20, cadence=10)
     graph = pa.concat_tables(snaps.values()).to_pandas()
     r1 = ref_returns(pdata["prices"], 1)

@@ -53,7 +53,7 @@ def test_peer_graph_needs_positive_integer_k_window_cadence(tmp_path, value):
         peer_graph_params(path)
 
 
-def test_shipped_peer_graph_is_k10_over_60_days():
+def test_shipped_peer_graph_is_k10_over_120_days():
     assert peer_graph_params() == {"k": 10, "window": 120, "cadence": 20}
 
 
