@@ -158,7 +158,8 @@ def test_standalone_cluster_matches_local_and_history_server_lists_it(
         except OSError:
             apps = []
         cluster_apps = [a for a in apps if a["id"].startswith("app-")]  # standalone app ids
-        if cluster_apps:
+        # a scan may list the run from its in-progress log first: wait for the finished one
+        if cluster_apps and cluster_apps[0]["attempts"][0]["completed"]:
             break
         time.sleep(1)
     assert cluster_apps, apps
