@@ -17,7 +17,9 @@ same model, same optimizer step, measured in the same run:
 * ``model_step``: the optimizer step alone on one day batch built once (no input path,
   graph on): the ceiling any input path can reach with this model, so
   ``pipeline`` / ``naive`` <= (1 / model_step + 1 / naive_data) / (1 / model_step)
-  whatever the input path does.
+  whatever the input path does;
+* ``epoch_fp32`` / ``epoch_bf16`` (with ``--epoch-days``): one whole shuffled epoch through
+  ``Trainer.train_epoch``, the loop ``gogooku3 train`` runs (bf16 on CUDA only).
 
 Each mode runs in its own subprocess so peak memory is its own (RSS on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA). Rates are given per wall second and per
@@ -26,6 +28,7 @@ much when torch runs one thread). On CUDA the pipeline runs in fp32 and in
 bf16 autocast. The data are random (throughput does not depend on values).
 
     .venv/bin/python benchmarks/train_throughput.py [--steps 3] [--device cpu|cuda]
+        [--epoch-days 1250]
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def _graphs(panel, k: int = 10, seed: int = 1):
     rng = np.random.default_rng(seed)
     n = len(panel.codes)
     dst = np.repeat(np.arange(n), k)
-    src = rng.integers(0, n, size=n * k)
+    src = (dst + rng.integers(1, n, size=n * k)) % n  # no self-loops, as in gold.peer_graph
     corr = rng.uniform(0.3, 0.9, size=n * k).astype(np.float32)
     return PeerGraphs([panel.days[0]], [(src, dst, corr)],
                       np.zeros(len(panel.days), dtype=int), n)
@@ -86,6 +89,36 @@ def _step(model, opt, x, y, mask, ei, ea, amp):
     opt.step()
 
 
+def run_epoch(mode: str, a) -> dict:
+    """One full training epoch through ``Trainer.train_epoch`` (the production loop) over
+    ``a.epoch_days`` days x ``a.stocks`` stocks, after a 2-day warm-up epoch."""
+    from training.data.batches import DaySampler, DevicePanel, FoldScaler
+    from training.train import Trainer
+
+    torch.manual_seed(0)
+    days = a.epoch_days + a.window - 1
+    panel = _panel(a.stocks, days, a.features)
+    dp = DevicePanel(panel, FoldScaler.fit(panel, range(days)), _graphs(panel),
+                     torch.device(a.device), a.window)
+    model = _model(a.features, a.window, a.hidden, use_gat=True, dropout=a.dropout)
+    precision = mode.removeprefix("epoch_")
+    trainer = Trainer(model, dp, {"precision": precision, "lr": 1e-3, "weight_decay": 1e-4,
+                                  "seed": 0, "grad_clip": 0.8}, {})
+    trainer.train_epoch(DaySampler(panel, range(a.window - 1, a.window + 1),
+                                   max_stocks=a.batch), 0)
+    if dp.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    sampler = DaySampler(panel, range(a.window - 1, days), max_stocks=a.batch, shuffle=True)
+    t0, c0 = time.perf_counter(), time.process_time()
+    trainer.train_epoch(sampler, 1)  # returns after reading the losses: the GPU is drained
+    secs, cpu_secs = time.perf_counter() - t0, time.process_time() - c0
+    peak = (torch.cuda.max_memory_allocated() if dp.device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"mode": mode, "samples_per_s": sampler.samples / secs,
+            "samples_per_cpu_s": sampler.samples / cpu_secs, "secs": secs,
+            "samples": sampler.samples, "peak_mib": peak / 2**20}
+
+
 def run_mode(mode: str, a) -> dict:
     """Train ``a.steps`` timed steps (after one warm-up) in ``mode``; samples/s and peak."""
     from training.data.batches import DaySampler, DevicePanel, FoldScaler
@@ -98,7 +131,7 @@ def run_mode(mode: str, a) -> dict:
     train = not mode.endswith("_data")  # *_data: the input path alone, no model step
     model = _model(a.features, a.window, a.hidden,
                    use_gat=mode not in ("naive", "pipeline_nograph"), dropout=a.dropout).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cuda")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if mode.startswith("pipeline") or mode == "model_step":
@@ -169,21 +202,28 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--dropout", type=float, default=0.1, help="model dropout (default 0.1)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--epoch-days", type=int, default=0,
+                    help="also time one full epoch over this many days through the training "
+                         "loop, fp32 and bf16 on CUDA (1,250 = 5 years: ~5M samples at 4,000)")
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--only", help="comma-separated modes to run (default: all)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.mode:
-        print(json.dumps(run_mode(a.mode, a)))
+        run = run_epoch if a.mode.startswith("epoch_") else run_mode
+        print(json.dumps(run(a.mode, a)))
         return
+    cuda = a.device == "cuda"
     modes = ["pipeline", "pipeline_nograph", "naive", "model_step"] + (
-        ["pipeline_bf16"] if a.device == "cuda" else []) + ["pipeline_data", "naive_data"]
+        ["pipeline_bf16"] if cuda else []) + ["pipeline_data", "naive_data"] + (
+        (["epoch_fp32", "epoch_bf16"] if cuda else ["epoch_fp32"]) if a.epoch_days else [])
     rows = []
     for mode in modes if not a.only else a.only.split(","):
         out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--mode", mode],
                              check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"{mode}: {rows[-1]['samples_per_s']:,.0f} samples/s", file=sys.stderr, flush=True)
     name = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     ref = {r["mode"]: r["samples_per_s"] for r in rows if r["mode"].startswith("naive")}
     ref_cpu = {r["mode"]: r["samples_per_cpu_s"] for r in rows if r["mode"].startswith("naive")}
@@ -198,6 +238,9 @@ def main() -> None:
         print(f"| {r['mode']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / naive:.1f} "
               f"| {r['samples_per_cpu_s']:.0f} | {r['samples_per_cpu_s'] / naive_cpu:.1f} "
               f"| {r['peak_mib']:.0f} |")
+    for r in rows:
+        if r["mode"].startswith("epoch_"):
+            print(f"{r['mode']}: one epoch of {r['samples']:,} samples in {r['secs']:.1f} s")
 
     rate = {r["mode"]: r["samples_per_cpu_s"] for r in rows}
     if "model_step" in rate and "naive_data" in rate:

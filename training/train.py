@@ -94,7 +94,8 @@ class Trainer:
         self.use_graph = use_graph
         self.model.to(self.device)
         self.opt = torch.optim.AdamW(model.parameters(), lr=float(train_cfg["lr"]),
-                                     weight_decay=float(train_cfg["weight_decay"]))
+                                     weight_decay=float(train_cfg["weight_decay"]),
+                                     fused=self.device.type == "cuda")  # one kernel per step
         self.gen = torch.Generator().manual_seed(int(train_cfg["seed"]))
 
     def _loss(self, batch: DayBatch) -> dict[str, torch.Tensor]:
@@ -112,7 +113,7 @@ class Trainer:
         sampler.set_epoch(epoch)
         aug = self.cfg.get("augment") or {}
         n_feat = self.panel.panel.features.shape[2]
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # on the device: no host sync per step
         n, t0 = 0, time.perf_counter()
         for day, stocks in sampler:
             batch = self.panel.batch(day, stocks)
@@ -126,11 +127,11 @@ class Trainer:
             self.opt.step()
             k = len(stocks)
             for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * k
+                sums[name] = sums.get(name, 0.0) + value.detach() * k
             n += k
-        secs = time.perf_counter() - t0
-        out = {f"train/{k}_loss" if k == "total" else f"train/{k}": v / max(n, 1)
+        out = {f"train/{k}_loss" if k == "total" else f"train/{k}": float(v) / max(n, 1)
                for k, v in sums.items()}
+        secs = time.perf_counter() - t0
         out["train/samples_per_s"] = n / secs if secs > 0 else 0.0
         return out
 

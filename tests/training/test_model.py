@@ -139,7 +139,9 @@ def test_full_model_overfits_a_small_fixed_batch():
 def _peer_day(generator: torch.Generator, n: int = 64):
     """A day where each stock's return is its one peer's last feature-0 value."""
     x = torch.randn(n, L, F, generator=generator)
-    peer = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator)
+    peer = torch.empty_like(order)
+    peer[order] = order.roll(1)  # one cycle: nobody is its own peer
     edge_index = torch.stack([peer, torch.arange(n)])
     target = x[peer, -1, 0].unsqueeze(1).repeat(1, 5)
     return x, edge_index, torch.ones(n, 1), target

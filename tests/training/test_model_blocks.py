@@ -159,6 +159,28 @@ def test_graph_block_shapes_and_bad_graph_errors():
         block(h, edge_index, torch.rand(3, 1))
     with pytest.raises(ValueError, match="edge_attr is required"):
         block(h, edge_index, None)
+    with pytest.raises(ValueError, match="1 self-loop"):
+        block(h, torch.tensor([[0, 2], [1, 2]]), torch.rand(2, 2))
+
+
+def test_graph_block_self_loops_match_gatv2conv_own_mean_filled_loops():
+    from torch_geometric.nn import GATv2Conv
+
+    block = PeerGraphAttention(D, heads=4, layers=2, edge_dim=2).eval()
+    own = [GATv2Conv(D, D // 4, heads=4, edge_dim=2, fill_value="mean").eval()
+           for _ in block.convs]
+    for conv, ref in zip(block.convs, own, strict=True):
+        with torch.no_grad():
+            for p in conv.parameters():
+                p.normal_()  # the attention vector starts at a scale where ties hide errors
+        ref.load_state_dict(conv.state_dict())
+    h = torch.randn(N, D)
+    edge_index = torch.tensor([[1, 2, 3, 4, 0], [0, 0, 1, 1, 2]])  # node 5: no peers
+    edge_attr = torch.randn(5, 2)
+    expected = h
+    for ref, norm in zip(own, block.norms, strict=True):
+        expected = norm(expected + torch.nn.functional.elu(ref(expected, edge_index, edge_attr)))
+    torch.testing.assert_close(block(h, edge_index, edge_attr), expected)
 
 
 def test_graph_changes_a_node_only_through_its_edges():

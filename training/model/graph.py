@@ -9,16 +9,22 @@ from torch_geometric.nn import GATv2Conv
 
 
 def check_graph(edge_index: Tensor, edge_attr: Tensor | None, n_nodes: int, edge_dim: int) -> None:
-    """Raise ValueError naming what is wrong with a day's graph for ``n_nodes`` stocks."""
+    """Raise ValueError naming what is wrong with a day's graph for ``n_nodes`` stocks
+    (shape, dtype, a node outside the batch, a self-loop, mismatched attributes)."""
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
     if edge_index.dtype != torch.long:
         raise ValueError(f"edge_index must be int64, got {edge_index.dtype}")
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n_nodes):
-        raise ValueError(
-            f"edge_index refers to node {int(edge_index.max())} or {int(edge_index.min())}, "
-            f"outside the batch's {n_nodes} stocks"
-        )
+    if edge_index.numel():
+        low, high = torch.aminmax(edge_index)
+        loops = (edge_index[0] == edge_index[1]).sum()
+        low, high, loops = torch.stack([low, high, loops]).tolist()  # one host sync
+        if low < 0 or high >= n_nodes:
+            raise ValueError(f"edge_index refers to node {high} or {low}, "
+                             f"outside the batch's {n_nodes} stocks")
+        if loops:
+            raise ValueError(f"edge_index holds {loops} self-loop(s): a stock is not its own "
+                             "peer (the block adds one loop per stock itself)")
     if edge_attr is None:
         raise ValueError("edge_attr is required with edge_index (edge_dim is set)")
     if edge_attr.dim() != 2 or edge_attr.shape != (edge_index.shape[1], edge_dim):
@@ -47,7 +53,8 @@ class PeerGraphAttention(nn.Module):
         super().__init__()
         self.edge_dim = edge_dim
         self.convs = nn.ModuleList(
-            GATv2Conv(d, d // heads, heads=heads, edge_dim=edge_dim, dropout=dropout)
+            GATv2Conv(d, d // heads, heads=heads, edge_dim=edge_dim, dropout=dropout,
+                      add_self_loops=False)  # added once in forward, without a host sync
             for _ in range(layers)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(layers))
@@ -56,7 +63,24 @@ class PeerGraphAttention(nn.Module):
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
         check_graph(edge_index, edge_attr, h.shape[0], self.edge_dim)
         with torch.autocast(h.device.type, enabled=False):
-            h, edge_attr = h.float(), edge_attr.float()
+            h = h.float()
+            edge_index, edge_attr = with_self_loops(edge_index, edge_attr.float(), h.shape[0])
             for conv, norm in zip(self.convs, self.norms, strict=True):
                 h = norm(h + self.dropout(F.elu(conv(h, edge_index, edge_attr))))
         return h
+
+
+def with_self_loops(edge_index: Tensor, edge_attr: Tensor, n_nodes: int) -> tuple[Tensor, Tensor]:
+    """Append the loop (i -> i) of every node, its attributes the mean of the node's incoming
+    edges' (zeros without any): what GATv2Conv's own ``fill_value="mean"`` loops hold, built
+    with fixed-size scatters (no data-dependent shapes, so no host sync on CUDA). The graph
+    must hold no self-loop already (``check_graph``).
+
+    Shapes: edge_index [2, E], edge_attr [E, D] -> [2, E + N], [E + N, D].
+    """
+    dst = edge_index[1]
+    sums = edge_attr.new_zeros(n_nodes, edge_attr.shape[1]).index_add_(0, dst, edge_attr)
+    counts = edge_attr.new_zeros(n_nodes).index_add_(0, dst, edge_attr.new_ones(dst.shape[0]))
+    nodes = torch.arange(n_nodes, device=edge_index.device)
+    return (torch.cat([edge_index, torch.stack([nodes, nodes])], dim=1),
+            torch.cat([edge_attr, sums / counts.clamp(min=1.0).unsqueeze(1)]))
