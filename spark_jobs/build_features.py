@@ -200,7 +200,7 @@ def compose(spark: SparkSession, inputs: BuildInputs, settings: BuildSettings,
         handoff.write_edges(snap, edges)
     history = returns.filter(pc.greater_equal(day, pa.scalar(first, pa.date32())))
     context = crosssection.Context(
-        sector.sector_stats(history.to_pandas(date_as_object=False), inputs.master_asof),
+        sector.sector_stats(history.to_pandas(date_as_object=False)),
         inputs.master_asof,
         None if inputs.flows is None else flows.flow_daily(inputs.flows, in_range))
     features = crosssection.cross_sectional_pass(

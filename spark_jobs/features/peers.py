@@ -4,7 +4,8 @@
 ``(date, code, peer_code, rank, corr)``: on each snapshot date ``s`` every code's ``k``
 most correlated other codes (Pearson correlation of daily adjusted-close returns over the
 ``window`` trade dates ending at ``s``; rank 1 = highest, ties by peer code). Given each
-row's 33-sector, the returns correlated are sector-relative: the 1-day return minus the
+row's 33-sector (a required column), the returns correlated are sector-relative: the
+1-day return minus the
 same-day equal-weighted mean of the code's sector (``ret_1d_vs_sector``), so that peers
 are the codes that move together beyond their shared sector and market, not simply
 sector mates (a code without a sector that day: minus the day's mean over all codes).
@@ -133,8 +134,8 @@ def peer_graph(
 ) -> dict[dt.date, pa.Table]:
     """Peer graph snapshots (module docstring), computed on the driver: snapshot date →
     its ``gold.peer_graph`` rows. ``returns`` holds ``date, code, _r1`` (the per-code
-    pass's 1-day returns, covering the snapshots' windows) and optionally ``sector`` (the
-    row's 33-sector, null where unknown; with it the returns are made sector-relative,
+    pass's 1-day returns, covering the snapshots' windows) and ``sector`` (the row's
+    33-sector, null where unknown; the returns are made sector-relative,
     ``sector_relative``); other columns are ignored. ``dates`` are the sorted distinct
     dates of the build's prices (``graph_snapshots``).
     Codes with fewer than ``min_obs`` (default ``3/4 × window``) returns in the window,
@@ -143,6 +144,9 @@ def peer_graph(
     The returns become one ``[dates, codes]`` panel; each snapshot is a slice of it, one
     matrix product and a top-k per row (numpy, which releases the GIL: the snapshots run
     on a thread per core)."""
+    missing = sorted({"date", "code", "_r1", "sector"} - set(returns.column_names))
+    if missing:
+        raise ValueError(f"peer_graph: returns lack column(s) {', '.join(missing)}")
     min_obs = window * 3 // 4 if min_obs is None else min_obs
     snaps = graph_snapshots(dates, window, cadence, start)
     if not snaps:
@@ -153,9 +157,8 @@ def peer_graph(
     day = returns.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
     r = returns.column("_r1").to_numpy(zero_copy_only=False).astype(float)
     keep = (day >= axis[lo]) & (day <= axis[hi]) & np.isfinite(r)
-    if "sector" in returns.column_names:
-        sector = pc.dictionary_encode(returns.column("sector")).combine_chunks().indices
-        r = sector_relative(day, sector.fill_null(-1).to_numpy(), r, keep)
+    sector = pc.dictionary_encode(returns.column("sector")).combine_chunks().indices
+    r = sector_relative(day, sector.fill_null(-1).to_numpy(), r, keep)
     codes, c_idx = _sorted_codes(returns.column("code"))
     panel = np.full((hi - lo + 1, len(codes)), np.nan)
     panel[np.searchsorted(axis, day[keep]) - lo, c_idx[keep]] = r[keep]

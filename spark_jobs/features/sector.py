@@ -80,17 +80,15 @@ def membership(dates, codes, master: pd.DataFrame) -> np.ndarray:
     return np.where(ok, sectors, None)
 
 
-def sector_stats(returns: pd.DataFrame, master: pd.DataFrame) -> pd.DataFrame:
+def sector_stats(returns: pd.DataFrame) -> pd.DataFrame:
     """Per ``(date, sector)``: ``STATS`` (``sector_ret_{h}d``, breadth, momentum and
     volatility), indexed by ``date, sector``.
 
     ``returns`` holds ``date, code, _r1, _r5, _r20`` of every stock row from
     ``MOM_WINDOW`` trading days before the build's first date on (the windows'
-    history), and optionally ``sector``, each row's ``membership`` already looked up;
-    ``master`` is ``silver.equities_master_asof``."""
+    history), and ``sector``, each row's ``membership`` (null: none that day)."""
     rows = returns.sort_values(["date", "code"], kind="stable")
-    sector = (rows["sector"].to_numpy(dtype=object) if "sector" in rows.columns
-              else membership(rows["date"].to_numpy(), rows["code"].to_numpy(), master))
+    sector = rows["sector"].to_numpy(dtype=object)
     keep = pd.notna(sector)
     r1 = rows["_r1"].to_numpy(dtype=float)
     frame = pd.DataFrame({

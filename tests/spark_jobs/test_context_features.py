@@ -299,7 +299,8 @@ def test_market_features_match_numpy(per_code, pdata):
 def test_sector_features_use_membership_as_of_each_date(pdata, ser):
     master = pdata["master"]
     returns = frame(ser).sample(frac=1.0, random_state=3)  # any row order
-    stats = sector.sector_stats(returns, master)
+    stats = sector.sector_stats(returns.assign(sector=sector.membership(
+        returns["date"].to_numpy(), returns["code"].to_numpy(), master)))
     columns = sector.sector_features(returns, stats, master)
     assert list(columns) == sector.FEATURES
     got = returns[["date", "code"]].assign(**columns)
@@ -479,12 +480,17 @@ def _ref_graph(r: pd.DataFrame, snap: dt.date, k: int, window: int) -> pd.DataFr
 
 
 def _graph(ser, days, **kw) -> pd.DataFrame:
-    snaps = peers.peer_graph(ser.select("date", "code", "_r1").toArrow(), days, **kw)
+    """The graph with no sector known: returns relative to each day's mean of all codes."""
+    returns = ser.select("date", "code", "_r1").toArrow()
+    snaps = peers.peer_graph(returns.append_column("sector", pa.nulls(len(returns), pa.string())),
+                             days, **kw)
     return pa.concat_tables(snaps.values()).to_pandas()
 
 
 def test_peer_graph_neighbours_match_numpy_correlation_ranking(ser, pdata):
     graph = _graph(ser, DAYS, k=3, window=20, cadence=10)
+    r1 = ref_returns(pdata["prices"], 1)
+    relative = r1.sub(r1.mean(axis=1), axis=0)  # no sector: minus the day's mean
     index = {d: len(offline_trading_days(CALENDAR_ANCHOR, d)) - 1 for d in DAYS}
     expected_snaps = [d for d in DAYS if index[d] % 10 == 0 and DAYS.index(d) >= 20]
     snaps = sorted(graph["date"].unique())
@@ -492,14 +498,14 @@ def test_peer_graph_neighbours_match_numpy_correlation_ranking(ser, pdata):
     assert all(DAYS.index(b) - DAYS.index(a) == 10 for a, b in zip(snaps, snaps[1:], strict=False))
     assert graph["rank"].dtype.kind == "i"
     for snap in snaps:
-        ref = _ref_graph(ref_returns(pdata["prices"], 1), snap, 3, 20)
+        ref = _ref_graph(relative, snap, 3, 20)
         g = graph[graph["date"] == snap].sort_values(["code", "rank"]).reset_index(drop=True)
         ref = ref.sort_values(["code", "rank"]).reset_index(drop=True)
         assert g[["code", "peer_code", "rank"]].values.tolist() == \
             ref[["code", "peer_code", "rank"]].values.tolist(), snap
         np.testing.assert_allclose(g["corr"], ref["corr"], rtol=1e-9)
         # the correlation is numpy's own, on codes with every return present
-        win = ref_returns(pdata["prices"], 1).iloc[DAYS.index(snap) - 19: DAYS.index(snap) + 1]
+        win = relative.iloc[DAYS.index(snap) - 19: DAYS.index(snap) + 1]
         full = [c for c in CODES if win[c].notna().all()]
         cc = np.corrcoef(win[full].to_numpy().T)
         for _, e in g[g.code.isin(full) & g.peer_code.isin(full)].iterrows():
@@ -534,7 +540,7 @@ def test_peer_graph_with_sectors_ranks_sector_relative_return_correlation(ser, p
             peers_of = CODES if pd.isna(s) else [o for o in CODES if member.loc[d, o] == s]
             relative.loc[d, c] = r1.loc[d, c] - r1.loc[d, peers_of].mean()
     assert pd.isna(member.loc[DAYS[5], CODES[7]])  # a code without a sector is in the test
-    raw = _graph(ser, DAYS, k=3, window=20, cadence=10)
+    sectorless = _graph(ser, DAYS, k=3, window=20, cadence=10)
     changed = 0
     for snap in sorted(graph["date"].unique()):
         ref = _ref_graph(relative, snap, 3, 20).sort_values(["code", "rank"])
@@ -542,9 +548,11 @@ def test_peer_graph_with_sectors_ranks_sector_relative_return_correlation(ser, p
         assert g[["code", "peer_code", "rank"]].values.tolist() == \
             ref[["code", "peer_code", "rank"]].values.tolist(), snap
         np.testing.assert_allclose(g["corr"], ref["corr"], rtol=1e-9)
-        changed += not np.allclose(g["corr"], raw[raw["date"] == snap].sort_values(
+        changed += not np.allclose(g["corr"], sectorless[sectorless["date"] == snap].sort_values(
             ["code", "rank"])["corr"])
-    assert changed  # the sector-relative graph is not the raw one
+    assert changed  # the sectors change the graph
+    with pytest.raises(ValueError, match="lack column.*sector"):
+        peers.peer_graph(returns, DAYS, k=3, window=20, cadence=10)
 
 
 def test_peer_graph_from_a_later_start_reproduces_the_same_snapshots(ser, pdata):
