@@ -19,7 +19,8 @@ same model, same optimizer step, measured in the same run:
   ``pipeline`` / ``naive`` <= (1 / model_step + 1 / naive_data) / (1 / model_step)
   whatever the input path does;
 * ``epoch_fp32`` / ``epoch_bf16`` (with ``--epoch-days``): one whole shuffled epoch through
-  ``Trainer.train_epoch``, the loop ``gogooku3 train`` runs (bf16 on CUDA only).
+  ``Trainer.train_epoch``, the loop ``gogooku3 train`` runs (bf16 on CUDA only), with
+  ``--compile`` as ``train.compile`` (its compilation falls in the timed-apart warm-up).
 
 Each mode runs in its own subprocess so peak memory is its own (RSS on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA). Rates are given per wall second and per
@@ -103,9 +104,11 @@ def run_epoch(mode: str, a) -> dict:
     model = _model(a.features, a.window, a.hidden, use_gat=True, dropout=a.dropout)
     precision = mode.removeprefix("epoch_")
     trainer = Trainer(model, dp, {"precision": precision, "lr": 1e-3, "weight_decay": 1e-4,
-                                  "seed": 0, "grad_clip": 0.8}, {})
+                                  "seed": 0, "grad_clip": 0.8, "compile": a.compile}, {})
+    t0 = time.perf_counter()
     trainer.train_epoch(DaySampler(panel, range(a.window - 1, a.window + 1),
                                    max_stocks=a.batch), 0)
+    warmup = time.perf_counter() - t0  # includes torch.compile's compilation
     if dp.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     sampler = DaySampler(panel, range(a.window - 1, days), max_stocks=a.batch, shuffle=True)
@@ -116,7 +119,7 @@ def run_epoch(mode: str, a) -> dict:
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"mode": mode, "samples_per_s": sampler.samples / secs,
             "samples_per_cpu_s": sampler.samples / cpu_secs, "secs": secs,
-            "samples": sampler.samples, "peak_mib": peak / 2**20}
+            "samples": sampler.samples, "peak_mib": peak / 2**20, "warmup_secs": warmup}
 
 
 def run_mode(mode: str, a) -> dict:
@@ -205,6 +208,9 @@ def main() -> None:
     ap.add_argument("--epoch-days", type=int, default=0,
                     help="also time one full epoch over this many days through the training "
                          "loop, fp32 and bf16 on CUDA (1,250 = 5 years: ~5M samples at 4,000)")
+    ap.add_argument("--compile", default="none",
+                    help="train.compile for the epoch modes (none | default | reduce-overhead "
+                         "| max-autotune)")
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--only", help="comma-separated modes to run (default: all)")
     a = ap.parse_args()
@@ -240,7 +246,8 @@ def main() -> None:
               f"| {r['peak_mib']:.0f} |")
     for r in rows:
         if r["mode"].startswith("epoch_"):
-            print(f"{r['mode']}: one epoch of {r['samples']:,} samples in {r['secs']:.1f} s")
+            print(f"{r['mode']} (compile {a.compile}): one epoch of {r['samples']:,} samples "
+                  f"in {r['secs']:.1f} s, after a {r['warmup_secs']:.1f} s warm-up epoch")
 
     rate = {r["mode"]: r["samples_per_cpu_s"] for r in rows}
     if "model_step" in rate and "naive_data" in rate:

@@ -136,8 +136,9 @@ def soft_rank_ic(pred: Tensor, y: Tensor, mask: Tensor, temperature: float) -> T
 
     Predictions are standardized over the present stocks, then the soft rank of stock i is
     sum_j sigmoid((p_i - p_j) / temperature) over present j (-> the hard rank as the
-    temperature -> 0). Realized ranks are hard (they need no gradient). O(N^2) memory per
-    horizon.
+    temperature -> 0). Realized ranks are hard (they need no gradient), tied labels sharing
+    their mean rank (Spearman's convention), so the value does not depend on the order or
+    number of absent rows. O(N^2) memory per horizon.
 
     Shapes: pred, y, mask [N, H] -> [H].
     """
@@ -148,8 +149,9 @@ def soft_rank_ic(pred: Tensor, y: Tensor, mask: Tensor, temperature: float) -> T
     z = (pred - mean) / std
     pair = torch.sigmoid((z.unsqueeze(1) - z.unsqueeze(0)) / temperature)  # [N_i, N_j, H]
     soft = (pair * m.unsqueeze(0)).sum(dim=1)
-    far = torch.finfo(y.dtype).max
-    hard = torch.where(mask, y, far).argsort(dim=0).argsort(dim=0).to(pred.dtype)
+    below = (y.unsqueeze(0) < y.unsqueeze(1)).to(pred.dtype)  # [i, j]: y_j < y_i
+    ties = (y.unsqueeze(0) == y.unsqueeze(1)).to(pred.dtype)
+    hard = ((below + 0.5 * ties) * m.unsqueeze(0)).sum(dim=1) - 0.5  # present j only
     return _masked_corr(soft, hard, m, n)
 
 

@@ -52,6 +52,9 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     raise ValueError(f"train.precision must be auto, fp32 or bf16, got {precision!r}")
 
 
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+
 def build_model(model_cfg: dict, n_inputs: int, window: int) -> ATFTGATFAN:
     """The model for ``n_inputs`` channels and windows of ``window`` days."""
     return ATFTGATFAN(ModelConfig.from_dict({**model_cfg, "n_features": n_inputs,
@@ -97,15 +100,29 @@ class Trainer:
                                      weight_decay=float(train_cfg["weight_decay"]),
                                      fused=self.device.type == "cuda")  # one kernel per step
         self.gen = torch.Generator().manual_seed(int(train_cfg["seed"]))
+        mode = str(train_cfg.get("compile", "none"))
+        if mode not in COMPILE_MODES:
+            raise ValueError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, "
+                             f"got {mode!r}")
+        # compiled: the training step's model + loss as one graph over fixed shapes
+        self.train_loss = (self._forward_loss if mode == "none" else
+                           torch.compile(self._forward_loss, mode=None if mode == "default"
+                                         else mode, dynamic=False))
+        self.pad = mode != "none"
 
-    def _loss(self, batch: DayBatch) -> dict[str, torch.Tensor]:
-        ei = batch.edge_index if self.use_graph else None
-        ea = batch.edge_attr if self.use_graph else None
+    def _forward_loss(self, x: torch.Tensor, edge_index: torch.Tensor | None,
+                      edge_attr: torch.Tensor | None, y: torch.Tensor,
+                      y_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=self.amp or torch.float32,
                             enabled=self.amp is not None):
-            out = self.model(batch.x, ei, ea)
+            out = self.model(x, edge_index, edge_attr)
         out.point, out.quantiles = out.point.float(), out.quantiles.float()
-        return forecast_loss(out, batch.y, batch.y_mask, self.loss_cfg)
+        return forecast_loss(out, y, y_mask, self.loss_cfg)
+
+    def _loss(self, batch: DayBatch, train: bool = False) -> dict[str, torch.Tensor]:
+        graph = (batch.edge_index, batch.edge_attr) if self.use_graph else (None, None)
+        fn = self.train_loss if train else self._forward_loss
+        return fn(batch.x, *graph, batch.y, batch.y_mask)
 
     def train_epoch(self, sampler: DaySampler, epoch: int) -> dict[str, float]:
         """One pass over ``sampler``'s day batches; mean losses and samples/s."""
@@ -115,12 +132,13 @@ class Trainer:
         n_feat = self.panel.panel.features.shape[2]
         sums: dict[str, torch.Tensor] = {}  # on the device: no host sync per step
         n, t0 = 0, time.perf_counter()
+        pad_to = sampler.max_stocks + 2 if self.pad else None
         for day, stocks in sampler:
-            batch = self.panel.batch(day, stocks)
+            batch = self.panel.batch(day, stocks, pad_to)
             if aug.get("noise_std", 0) or aug.get("feature_dropout", 0):
                 batch.x = _augment(batch.x, n_feat, float(aug.get("noise_std", 0)),
                                    float(aug.get("feature_dropout", 0)), self.gen)
-            losses = self._loss(batch)
+            losses = self._loss(batch, train=True)
             self.opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))

@@ -1,5 +1,6 @@
 """The CUDA path (skipped without a GPU): the same model gives the same forecasts on CPU
-and CUDA, and bf16-autocast training through the production loop learns a planted signal.
+and CUDA, and bf16-autocast training through the production loop, eager and compiled
+(``train.compile``), learns a planted signal.
 
 Self-contained (no lake, no conftest fixtures), so it also runs on a bare GPU machine with
 ``pytest --noconftest tests/training/test_cuda.py``.
@@ -61,12 +62,13 @@ def test_cuda_forward_matches_cpu():
         torch.testing.assert_close(cuda, cpu, rtol=1e-3, atol=1e-3)
 
 
-def test_bf16_training_on_cuda_learns_the_planted_signal():
+@pytest.mark.parametrize("compile_mode", ["none", "default"])
+def test_bf16_training_on_cuda_learns_the_planted_signal(compile_mode):
     panel, graphs = _planted_panel()
     dp = DevicePanel(panel, FoldScaler.fit(panel, range(40)), graphs, "cuda", WINDOW)
     trainer = Trainer(_model(), dp, {"precision": "bf16", "lr": 3e-3, "weight_decay": 0.0,
-                                     "seed": 0, "grad_clip": 0.8, "epochs": 8, "patience": 8},
-                      {})
+                                     "seed": 0, "grad_clip": 0.8, "epochs": 8, "patience": 8,
+                                     "compile": compile_mode}, {})
     assert trainer.amp == torch.bfloat16
     train = DaySampler(panel, range(WINDOW - 1, 40), max_stocks=64, shuffle=True)
     val = DaySampler(panel, range(45, DAYS), max_stocks=64)

@@ -123,3 +123,34 @@ def test_day_batches_hold_one_date_within_bounds(panel):
     assert order1 != order2 and sorted(order1) == sorted(order2)
     small = DaySampler(panel, days, max_stocks=4096, min_stocks=len(panel.codes) + 1)
     assert len(small) == 0
+
+
+def test_padded_batches_have_fixed_shapes_and_leave_every_real_row_unchanged(panel, gold_lake):
+    from training.train import Trainer, build_model
+
+    graphs = load_peer_graphs(panel.days, panel.codes, gold_lake["root"])
+    dp = DevicePanel(panel, FoldScaler.fit(panel, range(60)), graphs, "cpu", 20)
+    torch.manual_seed(0)
+    trainer = Trainer(build_model({"hidden": 16, "heads": 4, "dropout": 0.0}, dp.n_inputs, 20),
+                      dp, {"precision": "fp32", "lr": 1e-3, "weight_decay": 0.0, "seed": 0,
+                           "grad_clip": 0.8}, {"rankic_weight": 1.0})
+    d, rows = len(panel.days) - 12, 80
+    stocks = np.flatnonzero(panel.listed[d])[::3][:50]  # a chunk: some peers outside it
+    plain, padded = dp.batch(d, stocks), dp.batch(d, stocks, pad_to=rows)
+    assert padded.x.shape[0] == padded.y.shape[0] == rows
+    assert padded.edge_index.shape[1] == rows * graphs.max_in_degree
+    assert 0 < plain.edge_index.shape[1] < padded.edge_index.shape[1]
+    spare = padded.edge_index[:, plain.edge_index.shape[1]:]
+    assert (spare >= len(stocks)).all()  # padding edges join padding rows only
+    assert not padded.y_mask[len(stocks):].any()
+    grads = []
+    for batch in (plain, padded):
+        trainer.model.zero_grad()
+        loss = trainer._loss(batch)["total"]
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in trainer.model.parameters()]))
+    torch.testing.assert_close(grads[1][0], grads[0][0])
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="fewer than 2 padding rows"):
+        dp.batch(d, stocks, pad_to=len(stocks) + 1)

@@ -106,6 +106,24 @@ def test_soft_rank_ic_tracks_spearman_and_has_gradients():
     assert out.point.grad.abs().sum() > 0
 
 
+def test_soft_rank_ic_gives_tied_labels_their_mean_rank_whatever_the_absent_rows():
+    point, quantiles, target, _ = _case(n=40, seed=4)
+    target = np.round(target * 30) / 30  # many tied labels per horizon
+    point = 0.6 * target + 0.4 * point
+    cfg = LossConfig(rankic_weight=1.0, rankic_temperature=0.01)
+    expected = np.dot(HW, [spearmanr(point[:, h], target[:, h])[0] for h in range(5)]) / HW.sum()
+    values = []
+    for extra in (0, 7):  # absent rows appended, e.g. a padded batch
+        p = np.concatenate([point, np.zeros((extra, 5), np.float32)])
+        q = np.concatenate([quantiles, np.zeros((extra, 5, quantiles.shape[2]), np.float32)])
+        y = np.concatenate([target, np.zeros((extra, 5), np.float32)])
+        mask = np.arange(len(y))[:, None].repeat(5, axis=1) < len(target)
+        loss = forecast_loss(_out(p, q), torch.tensor(y), torch.tensor(mask), cfg)
+        values.append(loss["rankic"].item())
+    assert values[1] == pytest.approx(values[0], abs=1e-6)
+    assert -values[0] == pytest.approx(expected, abs=0.02)
+
+
 def test_masked_labels_contribute_nothing_to_any_term_or_gradient():
     point, quantiles, target, mask = _case(n=12, seed=3)
     cfg = LossConfig(rankic_weight=0.5)

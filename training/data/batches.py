@@ -72,7 +72,11 @@ class FoldScaler:
 @dataclass
 class DayBatch:
     """One trade date's stocks: ``x [N, L, F']``, ``y``/``y_mask [N, H]`` (labels in
-    units of the fold's label std), the day graph, and panel indices for bookkeeping."""
+    units of the fold's label std), the day graph, and panel indices for bookkeeping.
+
+    A padded batch (``DevicePanel.batch(..., pad_to=R)``) has R rows: the ``len(stocks)``
+    real ones first, then zeros with ``y_mask`` false; its padding edges join only padding
+    rows, so no real row's forecast or loss depends on them."""
 
     day: int
     stocks: torch.Tensor
@@ -110,8 +114,13 @@ class DevicePanel:
         f = self.panel.features.shape[2]
         return 2 * f if self.mask_channels else f
 
-    def batch(self, day: int, stocks: np.ndarray | torch.Tensor) -> DayBatch:
-        """Windows ``[N, L, F']`` of ``stocks`` ending on panel day ``day`` (shapes in class doc)."""
+    def batch(self, day: int, stocks: np.ndarray | torch.Tensor,
+              pad_to: int | None = None) -> DayBatch:
+        """Windows ``[N, L, F']`` of ``stocks`` ending on panel day ``day`` (shapes in class doc).
+
+        ``pad_to`` (at least ``len(stocks) + 2``): pad to that many rows and the graph to
+        ``pad_to x graphs.max_in_degree`` edges, so every batch of an epoch has the same
+        shapes (what a compiled or captured step needs); see ``DayBatch``."""
         idx = torch.as_tensor(stocks, dtype=torch.long, device=self.device)
         steps = torch.arange(day - self.window + 1, day + 1, device=self.device)
         valid = (steps >= 0).to(self.x.dtype)
@@ -127,7 +136,27 @@ class DevicePanel:
         else:
             edge_index = torch.zeros((2, 0), dtype=torch.long, device=self.device)
             edge_attr = torch.zeros((0, 1), device=self.device)
-        return DayBatch(day, idx, x, self.y[day, idx], self.y_ok[day, idx], edge_index, edge_attr)
+        batch = DayBatch(day, idx, x, self.y[day, idx], self.y_ok[day, idx], edge_index,
+                         edge_attr)
+        return batch if pad_to is None else self._padded(batch, pad_to)
+
+    def _padded(self, b: DayBatch, rows: int) -> DayBatch:
+        n = len(b.stocks)
+        if rows < n + 2:
+            raise ValueError(f"pad_to={rows} leaves fewer than 2 padding rows for {n} stocks")
+        extra = rows - n
+
+        def pad(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t, t.new_zeros((extra, *t.shape[1:]))])
+
+        edges = b.edge_index.shape[1]
+        if self.graphs is not None:  # padding edges: row n -> row n + 1, attributes 0
+            fill = rows * self.graphs.max_in_degree - edges
+            spare = torch.tensor([[n], [n + 1]], device=self.device).expand(2, fill)
+            b.edge_index = torch.cat([b.edge_index, spare], dim=1)
+            b.edge_attr = torch.cat([b.edge_attr, b.edge_attr.new_zeros((fill, 1))])
+        b.x, b.y, b.y_mask = pad(b.x), pad(b.y), pad(b.y_mask)
+        return b
 
 
 class DaySampler:

@@ -46,6 +46,15 @@ class PeerGraphs:
         keep = (s >= 0) & (d >= 0)
         return torch.stack([s[keep], d[keep]]), corr[keep].unsqueeze(1)
 
+    @property
+    def max_in_degree(self) -> int:
+        """The most peers any code has in any snapshot: a batch of N stocks has at most
+        N x this many edges."""
+        if "_max_in_degree" not in self.__dict__:
+            self._max_in_degree = max((int(np.bincount(dst).max()) for _, dst, _ in self.snapshots
+                                       if len(dst)), default=0)
+        return self._max_in_degree
+
     def _tensors(self, k: int, device: torch.device):
         cache = self.__dict__.setdefault("_cache", {})
         key = (k, str(device))
