@@ -5,10 +5,10 @@
 most correlated other codes (Pearson correlation of daily adjusted-close returns over the
 ``window`` trade dates ending at ``s``; rank 1 = highest, ties by peer code). Given each
 row's 33-sector (a required column), the returns correlated are sector-relative: the
-1-day return minus the
-same-day equal-weighted mean of the code's sector (``ret_1d_vs_sector``), so that peers
-are the codes that move together beyond their shared sector and market, not simply
-sector mates (a code without a sector that day: minus the day's mean over all codes).
+1-day return minus the same-day equal-weighted mean of the code's sector
+(``ret_1d_vs_sector``), so that peers are the codes that move together beyond their
+shared sector and market, not simply sector mates (a code without a sector that day:
+minus the day's mean over all codes).
 Snapshots fall on the trade dates whose trading-day index ``_tidx`` (``sessions``) is a
 multiple of ``cadence`` — anchored to the calendar, not to the frame, so a daily
 incremental run picks the same snapshot dates as a full rebuild. A snapshot uses

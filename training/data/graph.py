@@ -9,6 +9,7 @@ after the day is never used (no look-ahead).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,14 +47,12 @@ class PeerGraphs:
         keep = (s >= 0) & (d >= 0)
         return torch.stack([s[keep], d[keep]]), corr[keep].unsqueeze(1)
 
-    @property
+    @functools.cached_property
     def max_in_degree(self) -> int:
         """The most peers any code has in any snapshot: a batch of N stocks has at most
         N x this many edges."""
-        if "_max_in_degree" not in self.__dict__:
-            self._max_in_degree = max((int(np.bincount(dst).max()) for _, dst, _ in self.snapshots
-                                       if len(dst)), default=0)
-        return self._max_in_degree
+        return max((int(np.bincount(dst).max()) for _, dst, _ in self.snapshots if len(dst)),
+                   default=0)
 
     def _tensors(self, k: int, device: torch.device):
         cache = self.__dict__.setdefault("_cache", {})
