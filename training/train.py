@@ -55,6 +55,21 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
 
+def compile_step(fn: Callable, mode: str, backend: str | Callable = "inductor") -> Callable:
+    """``fn`` compiled by ``torch.compile`` in ``mode`` (one of ``COMPILE_MODES`` but
+    ``none``) for fixed shapes, the LSTM traced into the graph: without that, Dynamo
+    breaks the graph at every ``nn.LSTM`` call and the step runs as several graphs with
+    eager code between them (no whole-step CUDA graph under ``reduce-overhead``)."""
+    compiled = torch.compile(fn, mode=None if mode == "default" else mode, dynamic=False,
+                             backend=backend)
+
+    def step(*args):
+        with torch._dynamo.config.patch(allow_rnn=True):
+            return compiled(*args)
+
+    return step
+
+
 def build_model(model_cfg: dict, n_inputs: int, window: int) -> ATFTGATFAN:
     """The model for ``n_inputs`` channels and windows of ``window`` days."""
     return ATFTGATFAN(ModelConfig.from_dict({**model_cfg, "n_features": n_inputs,
@@ -106,8 +121,7 @@ class Trainer:
                              f"got {mode!r}")
         # compiled: the training step's model + loss as one graph over fixed shapes
         self.train_loss = (self._forward_loss if mode == "none" else
-                           torch.compile(self._forward_loss, mode=None if mode == "default"
-                                         else mode, dynamic=False))
+                           compile_step(self._forward_loss, mode))
         self.pad = mode != "none"
 
     def _forward_loss(self, x: torch.Tensor, edge_index: torch.Tensor | None,

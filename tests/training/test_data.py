@@ -140,8 +140,13 @@ def test_padded_batches_have_fixed_shapes_and_leave_every_real_row_unchanged(pan
     assert padded.x.shape[0] == padded.y.shape[0] == rows
     assert padded.edge_index.shape[1] == rows * graphs.max_in_degree
     assert 0 < plain.edge_index.shape[1] < padded.edge_index.shape[1]
-    spare = padded.edge_index[:, plain.edge_index.shape[1]:]
-    assert (spare >= len(stocks)).all()  # padding edges join padding rows only
+    n = len(stocks)
+    real = (padded.edge_index < n).all(dim=0)
+    assert torch.equal(padded.edge_index[:, real], plain.edge_index)
+    assert torch.equal(padded.edge_attr[real], plain.edge_attr)
+    # every other edge is the padding edge: it joins two padding rows, attribute 0
+    assert (padded.edge_index[:, ~real] == torch.tensor([[n], [n + 1]])).all()
+    assert not padded.edge_attr[~real].any()
     assert not padded.y_mask[len(stocks):].any()
     grads = []
     for batch in (plain, padded):

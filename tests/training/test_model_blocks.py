@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from training.model.denorm import ForecastDenormalizer
-from training.model.fan import FrequencyAdaptiveNorm, dominant_components
+from training.model.fan import FrequencyAdaptiveNorm, RealDFTBasis, dominant_components
 from training.model.graph import PeerGraphAttention
 from training.model.grn import GateAddNorm, GatedResidualNetwork
 from training.model.heads import ForecastHeads
@@ -78,19 +78,21 @@ def test_dominant_components_pick_the_highest_energy_bins():
     wave = amplitude * torch.cos(2 * math.pi * 2 * t / 20)
     x = (level + wave).repeat(2, 3, 1)  # [2, 3, 20], time last
     # DC energy (20 * 1)^2 = 400 < the cosine pair's 2 * (10 * 3)^2 = 1800: top-1 is the wave
-    torch.testing.assert_close(dominant_components(x, 20, 1)[1, 2], wave, atol=1e-5, rtol=0)
-    torch.testing.assert_close(dominant_components(x, 20, 2)[1, 2], level + wave, atol=1e-5, rtol=0)
+    basis = RealDFTBasis(20)
+    torch.testing.assert_close(dominant_components(x, basis, 1)[1, 2], wave, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dominant_components(x, basis, 2)[1, 2], level + wave,
+                               atol=1e-5, rtol=0)
 
 
 def test_dominant_components_windows_align_to_the_last_step():
     x = torch.randn(3, 2, 12) + 4.0
-    part = dominant_components(x, 5, 1)
+    part = dominant_components(x, RealDFTBasis(5), 1)
     assert part.shape == x.shape
     assert torch.all(part[..., :2] == 0)  # 12 % 5 = 2 leading steps belong to no window
     assert torch.all(part[..., 2:] != 0)
     # a constant window: its only energy is DC, so the component is the window itself
     const = torch.full((1, 1, 10), 2.5)
-    torch.testing.assert_close(dominant_components(const, 5, 1), const)
+    torch.testing.assert_close(dominant_components(const, RealDFTBasis(5), 1), const)
 
 
 @pytest.mark.parametrize("window", [20, 10, 7, 5, 4])
@@ -106,7 +108,7 @@ def test_dominant_components_equal_the_inverse_fft_of_the_top_bins(window, top_k
     top = (spectrum.abs().square() * pair).topk(top_k, dim=-1).indices
     kept = torch.zeros_like(spectrum).scatter_(-1, top, 1.0) * spectrum
     expected = torch.fft.irfft(kept, n=window, dim=-1).flatten(-2)
-    got = dominant_components(x.float(), window, top_k).double()
+    got = dominant_components(x.float(), RealDFTBasis(window), top_k).double()
     torch.testing.assert_close(got[..., head:], expected, atol=1e-4, rtol=0)
     assert torch.all(got[..., :head] == 0)
 

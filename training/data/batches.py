@@ -121,7 +121,11 @@ class DevicePanel:
         ``pad_to`` (at least ``len(stocks) + 2``): pad to that many rows and the graph to
         ``pad_to x graphs.max_in_degree`` edges, so every batch of an epoch has the same
         shapes (what a compiled or captured step needs); see ``DayBatch``."""
-        idx = torch.as_tensor(stocks, dtype=torch.long, device=self.device)
+        idx = torch.as_tensor(stocks, dtype=torch.long)
+        if idx.device.type == "cpu" and self.device.type == "cuda":
+            # through pinned memory without blocking: a plain copy waits for the GPU's queue
+            idx = idx.pin_memory().to(self.device, non_blocking=True)
+        idx = idx.to(self.device)
         steps = torch.arange(day - self.window + 1, day + 1, device=self.device)
         valid = (steps >= 0).to(self.x.dtype)
         steps = steps.clamp(min=0)
@@ -132,7 +136,7 @@ class DevicePanel:
             m = self.obs[idx[:, None], steps[None, :]].to(x.dtype)
             x = torch.cat([x, m * valid[None, :, None]], dim=2)
         if self.graphs is not None:
-            edge_index, edge_attr = self.graphs.day_edges(day, idx)
+            edge_index, edge_attr = self.graphs.day_edges(day, idx, pad_to)
         else:
             edge_index = torch.zeros((2, 0), dtype=torch.long, device=self.device)
             edge_attr = torch.zeros((0, 1), device=self.device)
@@ -140,21 +144,16 @@ class DevicePanel:
                          edge_attr)
         return batch if pad_to is None else self._padded(batch, pad_to)
 
-    def _padded(self, b: DayBatch, rows: int) -> DayBatch:
+    @staticmethod
+    def _padded(b: DayBatch, rows: int) -> DayBatch:
+        """Rows padded with zeros (the graph was padded by ``day_edges``)."""
         n = len(b.stocks)
         if rows < n + 2:
             raise ValueError(f"pad_to={rows} leaves fewer than 2 padding rows for {n} stocks")
-        extra = rows - n
 
         def pad(t: torch.Tensor) -> torch.Tensor:
-            return torch.cat([t, t.new_zeros((extra, *t.shape[1:]))])
+            return torch.cat([t, t.new_zeros((rows - n, *t.shape[1:]))])
 
-        edges = b.edge_index.shape[1]
-        if self.graphs is not None:  # padding edges: row n -> row n + 1, attributes 0
-            fill = rows * self.graphs.max_in_degree - edges
-            spare = torch.tensor([[n], [n + 1]], device=self.device).expand(2, fill)
-            b.edge_index = torch.cat([b.edge_index, spare], dim=1)
-            b.edge_attr = torch.cat([b.edge_attr, b.edge_attr.new_zeros((fill, 1))])
         b.x, b.y, b.y_mask = pad(b.x), pad(b.y), pad(b.y_mask)
         return b
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,21 +31,44 @@ class PeerGraphs:
     snapshots: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
     snapshot_of_day: np.ndarray
     n_codes: int
+    _device_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def day_edges(self, day: int, stocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def day_edges(self, day: int, stocks: torch.Tensor, pad_to: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """``edge_index [2, E]`` (long, local positions in ``stocks``) and ``edge_attr [E, 1]``
-        for panel day ``day``, keeping edges whose both ends are in ``stocks``."""
-        device = stocks.device
+        for panel day ``day``: the snapshot's edges whose both ends are in ``stocks``.
+
+        With ``pad_to`` (rows of the padded batch, at least ``len(stocks) + 2``) E is fixed
+        at ``pad_to x max_in_degree`` whatever the day: every edge slot that holds no real
+        edge becomes the padding edge (row n -> row n + 1, attribute 0, n = ``len(stocks)``),
+        which joins two padding rows. Built without a data-dependent shape, so without a
+        host sync on CUDA (the filtering of the unpadded form needs one).
+        """
+        device, n = stocks.device, len(stocks)
+        width = self.max_in_degree
         k = int(self.snapshot_of_day[day])
         if k < 0:
-            return (torch.zeros((2, 0), dtype=torch.long, device=device),
-                    torch.zeros((0, 1), dtype=torch.float32, device=device))
-        src, dst, corr = self._tensors(k, device)
-        local = torch.full((self.n_codes,), -1, dtype=torch.long, device=device)
-        local[stocks] = torch.arange(len(stocks), device=device)
-        s, d = local[src], local[dst]
-        keep = (s >= 0) & (d >= 0)
-        return torch.stack([s[keep], d[keep]]), corr[keep].unsqueeze(1)
+            peers = torch.full((n, width), -1, dtype=torch.long, device=device)
+            corr = torch.zeros((n, width), device=device)
+        else:
+            all_peers, all_corr = self._in_edges(k, device)
+            peers, corr = all_peers[stocks], all_corr[stocks]
+        local = torch.full((self.n_codes + 1,), -1, dtype=torch.long, device=device)
+        local[stocks] = torch.arange(n, device=device)
+        src = local[peers]  # a missing peer (-1) reads the last slot: -1 too
+        dst = torch.arange(n, device=device).unsqueeze(1).expand(n, width)
+        real = src >= 0
+        if pad_to is None:
+            return torch.stack([src[real], dst[real]]), corr[real].unsqueeze(1)
+        if pad_to < n + 2:
+            raise ValueError(f"pad_to={pad_to} leaves fewer than 2 padding rows for {n} stocks")
+        spare = (pad_to - n) * width
+        edge_index = torch.cat([
+            torch.stack([torch.where(real, src, n), torch.where(real, dst, n + 1)]).flatten(1),
+            torch.arange(n, n + 2, device=device).unsqueeze(1).expand(2, spare),
+        ], dim=1)
+        edge_attr = torch.cat([torch.where(real, corr, 0.0).flatten(), corr.new_zeros(spare)])
+        return edge_index, edge_attr.unsqueeze(1)
 
     @functools.cached_property
     def max_in_degree(self) -> int:
@@ -54,15 +77,24 @@ class PeerGraphs:
         return max((int(np.bincount(dst).max()) for _, dst, _ in self.snapshots if len(dst)),
                    default=0)
 
-    def _tensors(self, k: int, device: torch.device):
-        cache = self.__dict__.setdefault("_cache", {})
+    def _in_edges(self, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Snapshot ``k`` as one row per code: its peers (global indices, -1 in unused
+        slots) and their correlations (0 there), both [n_codes, max_in_degree], on
+        ``device`` (kept per snapshot and device)."""
         key = (k, str(device))
-        if key not in cache:
+        if key not in self._device_cache:
             src, dst, corr = self.snapshots[k]
-            cache[key] = (torch.as_tensor(src, dtype=torch.long, device=device),
-                          torch.as_tensor(dst, dtype=torch.long, device=device),
-                          torch.as_tensor(corr, dtype=torch.float32, device=device))
-        return cache[key]
+            order = np.argsort(dst, kind="stable")
+            dst_sorted = dst[order]
+            starts = np.searchsorted(dst_sorted, np.arange(self.n_codes))
+            slot = np.arange(len(dst)) - starts[dst_sorted]  # position among the code's peers
+            peers = np.full((self.n_codes, self.max_in_degree), -1, dtype=np.int64)
+            weights = np.zeros((self.n_codes, self.max_in_degree), dtype=np.float32)
+            peers[dst_sorted, slot] = src[order]
+            weights[dst_sorted, slot] = corr[order]
+            self._device_cache[key] = (torch.as_tensor(peers, device=device),
+                                       torch.as_tensor(weights, device=device))
+        return self._device_cache[key]
 
 
 def load_peer_graphs(days: Sequence[dt.date], codes: Sequence[str],

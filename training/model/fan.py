@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -12,8 +11,9 @@ from torch import Tensor, nn
 from training.model.denorm import ForecastDenormalizer
 
 
-def dominant_components(x: Tensor, window: int, top_k: int) -> Tensor:
-    """The part of each window made of its ``top_k`` highest-energy DFT bins.
+def dominant_components(x: Tensor, basis: RealDFTBasis, top_k: int) -> Tensor:
+    """The part of each window made of its ``top_k`` highest-energy DFT bins, for windows
+    of the length w of ``basis`` (on x's device and of x's dtype).
 
     The time axis (the LAST axis here) is cut into consecutive non-overlapping windows
     aligned to the end of the sequence (the most recent ``window`` steps form the last
@@ -27,19 +27,18 @@ def dominant_components(x: Tensor, window: int, top_k: int) -> Tensor:
     ``rfft``).
 
     The windows are short (5..60 steps), so the transforms are two small matmuls with a
-    fixed basis (``_real_dft_basis``) rather than FFT calls, whose per-transform overhead
+    fixed basis (``RealDFTBasis``) rather than FFT calls, whose per-transform overhead
     dominates at these lengths; per row that is about 2 x w x (w + 2) multiply-adds.
 
     Shapes: x: [..., L] (float32, time last) -> [..., L].
     """
-    length = x.shape[-1]
+    window, length = basis.window, x.shape[-1]
     head = length % window
     rows = x[..., head:].reshape(-1, window)  # one window per row
-    forward, inverse, pair = _real_dft_basis(window, x.device, x.dtype)
-    n_bins = pair.shape[0]
-    coef = rows @ forward  # [rows, 2B]: real parts, then imaginary parts
+    n_bins = basis.pair.shape[0]
+    coef = rows @ basis.analysis  # [rows, 2B]: real parts, then imaginary parts
     real, imag = coef[:, :n_bins], coef[:, n_bins:]
-    energy = (real * real + imag * imag) * pair
+    energy = (real * real + imag * imag) * basis.pair
     if top_k == 1:  # a max and a compare: much cheaper than topk over a tiny last axis
         keep = energy == energy.amax(dim=-1, keepdim=True)
     else:
@@ -47,31 +46,36 @@ def dominant_components(x: Tensor, window: int, top_k: int) -> Tensor:
         keep = torch.zeros_like(energy, dtype=torch.bool).scatter_(-1, top, True)
     keep = keep.to(coef.dtype).unsqueeze(1)  # [rows, 1, B], for the real and imaginary parts
     kept = (coef.unflatten(-1, (2, n_bins)) * keep).flatten(-2)
-    dominant = (kept @ inverse).reshape(*x.shape[:-1], length - head)
+    dominant = (kept @ basis.synthesis).reshape(*x.shape[:-1], length - head)
     return F.pad(dominant, (head, 0))
 
 
-@functools.lru_cache(maxsize=64)
-def _real_dft_basis(window: int, device: torch.device, dtype: torch.dtype
-                    ) -> tuple[Tensor, Tensor, Tensor]:
-    """(forward [w, 2B], inverse [2B, w], pair [B]) for the B = w//2 + 1 real-DFT bins.
+class RealDFTBasis(nn.Module):
+    """The real-DFT matrices of one window length w, as buffers (they follow the model's
+    device; not part of its state dict): ``analysis`` [w, 2B], ``synthesis`` [2B, w] and
+    ``pair`` [B] for the B = w//2 + 1 real-DFT bins.
 
-    ``x @ forward`` = [Re X_0..X_{B-1}, Im X_0..X_{B-1}] of a length-w row x;
-    ``[Re, Im] @ inverse`` = the inverse real DFT (irfft), which counts every bin but DC
-    and Nyquist twice (``pair``) and ignores their imaginary parts. Cached per (w, device,
-    dtype); callers must not modify the returned tensors.
+    ``x @ analysis`` = [Re X_0..X_{B-1}, Im X_0..X_{B-1}] of a length-w row x;
+    ``[Re, Im] @ synthesis`` = the inverse real DFT (irfft), which counts every bin but DC
+    and Nyquist twice (``pair``) and ignores their imaginary parts. Built in float64, kept
+    in ``dtype``.
     """
-    t = torch.arange(window, dtype=torch.float64)
-    k = torch.arange(window // 2 + 1, dtype=torch.float64)
-    angle = 2 * math.pi * t[:, None] * k[None, :] / window  # [w, B]
-    pair = torch.full((k.numel(),), 2.0, dtype=torch.float64)
-    pair[0] = 1.0
-    if window % 2 == 0:
-        pair[-1] = 1.0
-    forward = torch.cat([torch.cos(angle), -torch.sin(angle)], dim=1)
-    inverse = torch.cat([pair[:, None] * torch.cos(angle).T,
-                         -pair[:, None] * torch.sin(angle).T], dim=0) / window
-    return (forward.to(device, dtype), inverse.to(device, dtype), pair.to(device, dtype))
+
+    def __init__(self, window: int, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.window = window
+        t = torch.arange(window, dtype=torch.float64)
+        k = torch.arange(window // 2 + 1, dtype=torch.float64)
+        angle = 2 * math.pi * t[:, None] * k[None, :] / window  # [w, B]
+        pair = torch.full((k.numel(),), 2.0, dtype=torch.float64)
+        pair[0] = 1.0
+        if window % 2 == 0:
+            pair[-1] = 1.0
+        analysis = torch.cat([torch.cos(angle), -torch.sin(angle)], dim=1)
+        synthesis = torch.cat([pair[:, None] * torch.cos(angle).T,
+                             -pair[:, None] * torch.sin(angle).T], dim=0) / window
+        for name, value in (("analysis", analysis), ("synthesis", synthesis), ("pair", pair)):
+            self.register_buffer(name, value.to(dtype), persistent=False)
 
 
 class FrequencyAdaptiveNorm(nn.Module):
@@ -96,6 +100,7 @@ class FrequencyAdaptiveNorm(nn.Module):
     ) -> None:
         super().__init__()
         self.windows = tuple(windows)
+        self.bases = nn.ModuleList(RealDFTBasis(w) for w in self.windows)
         self.top_k = top_k
         self.n_stats = 2 * n_features
         self.denormalizer = ForecastDenormalizer(self.n_stats, n_horizons)
@@ -104,9 +109,9 @@ class FrequencyAdaptiveNorm(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             series = x.float().transpose(1, 2).contiguous()  # [N, F, L]: time last for the DFT
             residual = series
-            for window in self.windows:
-                if window <= residual.shape[-1]:
-                    residual = residual - dominant_components(residual, window, self.top_k)
+            for basis in self.bases:
+                if basis.window <= residual.shape[-1]:
+                    residual = residual - dominant_components(residual, basis, self.top_k)
             removed = series - residual
             stats = torch.cat([removed.mean(dim=-1), removed[..., -1]], dim=-1)
         return residual.transpose(1, 2), stats
