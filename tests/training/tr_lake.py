@@ -3,7 +3,8 @@
 From a simulated market: split-adjusted closes -> a handful of the catalogue's raw
 features (returns, volatility, peer means), normalized per date with the feature job's
 own pandas kernel (``spark_jobs.features.normalize.cross_section``); a correlation peer
-graph every 20 trade dates from the job's top-k kernel; labels as the label job defines
+graph every 20 trade dates from the job's kernels (sector-relative returns, top-k
+correlations) over 60-day windows; labels as the label job defines
 them (forward adjusted close-to-close returns, demeaned per date). Catalogue columns
 that are not computed here are null.
 """
@@ -19,7 +20,7 @@ import pyarrow as pa
 from gogooku3.lake import catalog, deltars
 from gogooku3.market.sim import MarketConfig, PlantedSignal, SimulatedMarket
 from spark_jobs.features.normalize import by_date, normalized_names
-from spark_jobs.features.peers import snapshot_dates, snapshot_edges
+from spark_jobs.features.peers import sector_relative, snapshot_dates, snapshot_edges
 
 FEATURES = ("ret_1d", "ret_5d", "ret_20d", "log_ret_1d", "vol_20d", "peer_ret_1d_mean",
             "peer_ret_5d_mean", "peer_corr_mean")
@@ -35,7 +36,14 @@ def _adjusted_close(market: SimulatedMarket) -> pd.DataFrame:
     return close / cum
 
 
-def _peer_graph(ret: pd.DataFrame, days: list[dt.date], k: int = 10) -> pd.DataFrame:
+def _peer_graph(ret: pd.DataFrame, days: list[dt.date], sector_of: pd.Series,
+                k: int = 10) -> pd.DataFrame:
+    r = ret.to_numpy(dtype=float).ravel()
+    day = np.repeat(np.arange(len(ret)), ret.shape[1])
+    sector = np.tile(sector_of.reindex(ret.columns).fillna(-1).to_numpy(dtype=np.int64),
+                     len(ret))
+    ret = pd.DataFrame(sector_relative(day, sector, r, np.isfinite(r)).reshape(ret.shape),
+                       index=ret.index, columns=ret.columns)
     parts = []
     for snap in snapshot_dates(days, 20):
         t = days.index(snap)
@@ -58,7 +66,8 @@ def build_gold(market: SimulatedMarket, lake_root: str) -> dict:
         "ret_20d": close / close.shift(20) - 1, "log_ret_1d": np.log(close / close.shift(1)),
         "vol_20d": np.log(close / close.shift(1)).rolling(20).std(),
     }
-    graph = _peer_graph(ret, days)
+    sector_of = market.master.groupby("Code")["S33"].last().astype(int)
+    graph = _peer_graph(ret, days, sector_of)
     snap_of = np.searchsorted(np.array(sorted(graph["date"].unique()), dtype="datetime64[D]"),
                               np.array(days, dtype="datetime64[D]"), side="right") - 1
     snaps = sorted(graph["date"].unique())
