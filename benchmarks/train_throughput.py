@@ -70,6 +70,17 @@ def _graphs(panel, k: int = 10, seed: int = 1):
                       np.zeros(len(panel.days), dtype=int), n)
 
 
+def _device_panel(a, days: int, graph: bool = True):
+    """A random panel of ``days`` x ``a.stocks`` and its scaled copy on ``a.device``, with
+    a random peer graph unless ``graph`` is False."""
+    from training.data.batches import DevicePanel, FoldScaler
+
+    panel = _panel(a.stocks, days, a.features)
+    return panel, DevicePanel(panel, FoldScaler.fit(panel, range(days)),
+                              _graphs(panel) if graph else None, torch.device(a.device),
+                              a.window)
+
+
 def _model(n_features: int, window: int, hidden: int, use_gat: bool, dropout: float):
     from training.train import build_model
 
@@ -93,14 +104,12 @@ def _step(model, opt, x, y, mask, ei, ea, amp):
 def run_epoch(mode: str, a) -> dict:
     """One full training epoch through ``Trainer.train_epoch`` (the production loop) over
     ``a.epoch_days`` days x ``a.stocks`` stocks, after a 2-day warm-up epoch."""
-    from training.data.batches import DaySampler, DevicePanel, FoldScaler
+    from training.data.batches import DaySampler
     from training.train import Trainer
 
     torch.manual_seed(0)
     days = a.epoch_days + a.window - 1
-    panel = _panel(a.stocks, days, a.features)
-    dp = DevicePanel(panel, FoldScaler.fit(panel, range(days)), _graphs(panel),
-                     torch.device(a.device), a.window)
+    panel, dp = _device_panel(a, days)
     model = _model(a.features, a.window, a.hidden, use_gat=True, dropout=a.dropout)
     precision = mode.removeprefix("epoch_")
     trainer = Trainer(model, dp, {"precision": precision, "lr": 1e-3, "weight_decay": 1e-4,
@@ -124,12 +133,12 @@ def run_epoch(mode: str, a) -> dict:
 
 def run_mode(mode: str, a) -> dict:
     """Train ``a.steps`` timed steps (after one warm-up) in ``mode``; samples/s and peak."""
-    from training.data.batches import DaySampler, DevicePanel, FoldScaler
+    from training.data.batches import DaySampler
 
     torch.manual_seed(0)
     device = torch.device(a.device)
     days = a.window + a.steps + 2
-    panel = _panel(a.stocks, days, a.features)
+    panel, dp = _device_panel(a, days, graph=mode != "pipeline_nograph")
     amp = mode == "pipeline_bf16"
     train = not mode.endswith("_data")  # *_data: the input path alone, no model step
     model = _model(a.features, a.window, a.hidden,
@@ -138,9 +147,6 @@ def run_mode(mode: str, a) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if mode.startswith("pipeline") or mode == "model_step":
-        scaler = FoldScaler.fit(panel, range(days))
-        graphs = None if mode == "pipeline_nograph" else _graphs(panel)
-        dp = DevicePanel(panel, scaler, graphs, device, a.window)
         sampler = DaySampler(panel, range(a.window - 1, days), max_stocks=a.batch,
                              shuffle=True)
         batches = iter(sampler)
