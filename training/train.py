@@ -91,12 +91,12 @@ class FitResult:
 def _augment(x: torch.Tensor, n_features: int, noise_std: float, dropout: float,
              gen: torch.Generator) -> torch.Tensor:
     feats = x[..., :n_features]
-    if noise_std > 0:
-        noise = torch.randn(feats.shape, generator=gen, device="cpu").to(x.device)
+    if noise_std > 0:  # drawn on x's device (``gen`` lives there): no host copy per step
+        noise = torch.randn(feats.shape, generator=gen, device=x.device)
         feats = feats + noise_std * noise * (feats != 0)
     if dropout > 0:
-        keep = torch.rand((x.shape[0], 1, n_features), generator=gen, device="cpu") >= dropout
-        feats = feats * keep.to(x.device, x.dtype)
+        keep = torch.rand((x.shape[0], 1, n_features), generator=gen, device=x.device) >= dropout
+        feats = feats * keep.to(x.dtype)
     return torch.cat([feats, x[..., n_features:]], dim=2) if x.shape[2] > n_features else feats
 
 
@@ -114,7 +114,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(model.parameters(), lr=float(train_cfg["lr"]),
                                      weight_decay=float(train_cfg["weight_decay"]),
                                      fused=self.device.type == "cuda")  # one kernel per step
-        self.gen = torch.Generator().manual_seed(int(train_cfg["seed"]))
+        self.gen = torch.Generator(self.device).manual_seed(int(train_cfg["seed"]))
         mode = str(train_cfg.get("compile", "none"))
         if mode not in COMPILE_MODES:
             raise ValueError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, "

@@ -72,3 +72,14 @@ def test_a_padded_day_batch_is_built_without_a_host_sync():
         torch.cuda.set_sync_debug_mode("default")
     assert batch.edge_index.shape == (2, (len(stocks) + 2) * graphs.max_in_degree)
     assert batch.x.shape[0] == len(stocks) + 2
+
+
+def test_augmented_training_draws_its_noise_on_the_gpu():
+    panel, graphs = planted_panel()
+    dp = DevicePanel(panel, FoldScaler.fit(panel, range(40)), graphs, "cuda", WINDOW)
+    trainer = Trainer(small_model(), dp, {"precision": "bf16", "lr": 1e-3, "weight_decay": 0.0,
+                                          "seed": 0, "grad_clip": 0.8, "augment": {
+                                              "noise_std": 0.1, "feature_dropout": 0.1}}, {})
+    assert trainer.gen.device.type == "cuda"
+    row = trainer.train_epoch(DaySampler(panel, range(WINDOW - 1, 40), max_stocks=64), 0)
+    assert np.isfinite(row["train/total_loss"])
