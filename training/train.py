@@ -23,6 +23,7 @@ import torch
 from training.data.batches import DayBatch, DaySampler, DevicePanel
 from training.losses import LossConfig, forecast_loss
 from training.model import ATFTGATFAN, ModelConfig
+from training.progress import EpochProgress, progress_enabled
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class Trainer:
         self.train_loss = (self._forward_loss if mode == "none" else
                            compile_step(self._forward_loss, mode))
         self.pad = mode != "none"
+        self.progress = progress_enabled(train_cfg.get("progress", False))
 
     def _forward_loss(self, x: torch.Tensor, edge_index: torch.Tensor | None,
                       edge_attr: torch.Tensor | None, y: torch.Tensor,
@@ -138,34 +140,43 @@ class Trainer:
         fn = self.train_loss if train else self._forward_loss
         return fn(batch.x, *graph, batch.y, batch.y_mask)
 
-    def train_epoch(self, sampler: DaySampler, epoch: int) -> dict[str, float]:
-        """One pass over ``sampler``'s day batches; mean losses and samples/s."""
+    def train_epoch(self, sampler: DaySampler, epoch: int, label: str | None = None
+                    ) -> dict[str, float]:
+        """One pass over ``sampler``'s day batches; mean losses and samples/s. With
+        ``train.progress`` a bar (``label``, default "epoch <epoch + 1>") shows it."""
         self.model.train()
         sampler.set_epoch(epoch)
         aug = self.cfg.get("augment") or {}
-        n_feat = self.panel.panel.features.shape[2]
         sums: dict[str, torch.Tensor] = {}  # on the device: no host sync per step
         n, t0 = 0, time.perf_counter()
         pad_to = sampler.max_stocks + 2 if self.pad else None
-        for day, stocks in sampler:
-            batch = self.panel.batch(day, stocks, pad_to)
-            if aug.get("noise_std", 0) or aug.get("feature_dropout", 0):
-                batch.x = _augment(batch.x, n_feat, float(aug.get("noise_std", 0)),
-                                   float(aug.get("feature_dropout", 0)), self.gen)
-            losses = self._loss(batch, train=True)
-            self.opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))
-            self.opt.step()
-            k = len(stocks)
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value.detach() * k
-            n += k
+        bar = EpochProgress(label or f"epoch {epoch + 1}", len(sampler), self.progress)
+        with bar:
+            for day, stocks in sampler:
+                n += self._train_step(self.panel.batch(day, stocks, pad_to), aug, sums)
+                bar.step(len(stocks), sums["total"], n)
         out = {f"train/{k}_loss" if k == "total" else f"train/{k}": float(v) / max(n, 1)
                for k, v in sums.items()}
         secs = time.perf_counter() - t0
         out["train/samples_per_s"] = n / secs if secs > 0 else 0.0
         return out
+
+    def _train_step(self, batch: DayBatch, aug: dict, sums: dict[str, torch.Tensor]) -> int:
+        """One optimizer step on ``batch``; adds its sample-weighted losses to ``sums``
+        (on the device) and returns its number of real stocks."""
+        if aug.get("noise_std", 0) or aug.get("feature_dropout", 0):
+            batch.x = _augment(batch.x, self.panel.panel.features.shape[2],
+                               float(aug.get("noise_std", 0)),
+                               float(aug.get("feature_dropout", 0)), self.gen)
+        losses = self._loss(batch, train=True)
+        self.opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))
+        self.opt.step()
+        k = len(batch.stocks)
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + value.detach() * k
+        return k
 
     @torch.no_grad()
     def evaluate(self, sampler: DaySampler) -> dict[str, float]:
@@ -188,7 +199,8 @@ class Trainer:
         epochs, patience = int(self.cfg["epochs"]), int(self.cfg["patience"])
         best, best_epoch, best_state, history = float("inf"), -1, None, []
         for epoch in range(epochs):
-            row = {"epoch": epoch, **self.train_epoch(train, epoch), **self.evaluate(val)}
+            row = {"epoch": epoch, **self.train_epoch(train, epoch, f"epoch {epoch + 1}/{epochs}"),
+                   **self.evaluate(val)}
             history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)
