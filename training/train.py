@@ -182,14 +182,14 @@ class Trainer:
     def evaluate(self, sampler: DaySampler) -> dict[str, float]:
         """Mean validation losses over ``sampler`` (weights unchanged)."""
         self.model.eval()
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # on the device: read once, at the end
         n = 0
         for day, stocks in sampler:
             losses = self._loss(self.panel.batch(day, stocks))
             for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value) * len(stocks)
+                sums[name] = sums.get(name, 0.0) + value * len(stocks)
             n += len(stocks)
-        return {f"val/{k}_loss" if k == "total" else f"val/{k}": v / max(n, 1)
+        return {f"val/{k}_loss" if k == "total" else f"val/{k}": float(v) / max(n, 1)
                 for k, v in sums.items()}
 
     def fit(self, train: DaySampler, val: DaySampler,
