@@ -168,8 +168,10 @@ class Trainer:
             batch.x = _augment(batch.x, self.panel.panel.features.shape[2],
                                float(aug.get("noise_std", 0)),
                                float(aug.get("feature_dropout", 0)), self.gen)
-        losses = self._loss(batch, train=True)
+        # gradients dropped before the forward: none outlives the step (under CUDA graphs
+        # they live in the replayed graph's memory, which the next replay reuses)
         self.opt.zero_grad(set_to_none=True)
+        losses = self._loss(batch, train=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))
         self.opt.step()
