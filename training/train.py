@@ -168,8 +168,8 @@ class Trainer:
             batch.x = _augment(batch.x, self.panel.panel.features.shape[2],
                                float(aug.get("noise_std", 0)),
                                float(aug.get("feature_dropout", 0)), self.gen)
-        # gradients dropped before the forward: none outlives the step (under CUDA graphs
-        # they live in the replayed graph's memory, which the next replay reuses)
+        # the previous step's gradients are dropped before this forward: under CUDA graphs
+        # they live in the graphs' memory, which this replay reuses
         self.opt.zero_grad(set_to_none=True)
         losses = self._loss(batch, train=True)
         losses["total"].backward()
