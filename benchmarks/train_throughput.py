@@ -70,15 +70,13 @@ def _graphs(panel, k: int = 10, seed: int = 1):
                       np.zeros(len(panel.days), dtype=int), n)
 
 
-def _device_panel(a, days: int, graph: bool = True):
-    """A random panel of ``days`` x ``a.stocks`` and its scaled copy on ``a.device``, with
-    a random peer graph unless ``graph`` is False."""
+def _device_panel(a, panel, graph: bool = True):
+    """``panel`` scaled and resident on ``a.device``, with a random peer graph unless
+    ``graph`` is False."""
     from training.data.batches import DevicePanel, FoldScaler
 
-    panel = _panel(a.stocks, days, a.features)
-    return panel, DevicePanel(panel, FoldScaler.fit(panel, range(days)),
-                              _graphs(panel) if graph else None, torch.device(a.device),
-                              a.window)
+    return DevicePanel(panel, FoldScaler.fit(panel, range(len(panel.days))),
+                       _graphs(panel) if graph else None, torch.device(a.device), a.window)
 
 
 def _model(n_features: int, window: int, hidden: int, use_gat: bool, dropout: float):
@@ -109,7 +107,8 @@ def run_epoch(mode: str, a) -> dict:
 
     torch.manual_seed(0)
     days = a.epoch_days + a.window - 1
-    panel, dp = _device_panel(a, days)
+    panel = _panel(a.stocks, days, a.features)
+    dp = _device_panel(a, panel)
     model = _model(a.features, a.window, a.hidden, use_gat=True, dropout=a.dropout)
     precision = mode.removeprefix("epoch_")
     trainer = Trainer(model, dp, {"precision": precision, "lr": 1e-3, "weight_decay": 1e-4,
@@ -138,7 +137,7 @@ def run_mode(mode: str, a) -> dict:
     torch.manual_seed(0)
     device = torch.device(a.device)
     days = a.window + a.steps + 2
-    panel, dp = _device_panel(a, days, graph=mode != "pipeline_nograph")
+    panel = _panel(a.stocks, days, a.features)
     amp = mode == "pipeline_bf16"
     train = not mode.endswith("_data")  # *_data: the input path alone, no model step
     model = _model(a.features, a.window, a.hidden,
@@ -147,6 +146,7 @@ def run_mode(mode: str, a) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if mode.startswith("pipeline") or mode == "model_step":
+        dp = _device_panel(a, panel, graph=mode != "pipeline_nograph")
         sampler = DaySampler(panel, range(a.window - 1, days), max_stocks=a.batch,
                              shuffle=True)
         batches = iter(sampler)

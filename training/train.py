@@ -101,6 +101,21 @@ def _augment(x: torch.Tensor, n_features: int, noise_std: float, dropout: float,
     return torch.cat([feats, x[..., n_features:]], dim=2) if x.shape[2] > n_features else feats
 
 
+def _accumulate(sums: dict[str, torch.Tensor], losses: dict[str, torch.Tensor],
+                samples: int) -> None:
+    """Add a batch's losses, weighted by its ``samples``, to ``sums`` (on the device: no
+    host sync)."""
+    for name, value in losses.items():
+        sums[name] = sums.get(name, 0.0) + value.detach() * samples
+
+
+def _means(sums: dict[str, torch.Tensor], n: int, prefix: str) -> dict[str, float]:
+    """Per-sample means under ``<prefix>/total_loss`` and ``<prefix>/<term>`` (one read of
+    each sum)."""
+    return {f"{prefix}/{k}_loss" if k == "total" else f"{prefix}/{k}": float(v) / max(n, 1)
+            for k, v in sums.items()}
+
+
 class Trainer:
     """Fits one model on one fold's train days, selecting epochs on its validation days."""
 
@@ -125,6 +140,9 @@ class Trainer:
                            compile_step(self._forward_loss, mode))
         self.pad = mode != "none"
         self.progress = progress_enabled(train_cfg.get("progress", False))
+        aug = train_cfg.get("augment") or {}
+        self.noise_std = float(aug.get("noise_std", 0))
+        self.feature_dropout = float(aug.get("feature_dropout", 0))
 
     def _forward_loss(self, x: torch.Tensor, edge_index: torch.Tensor | None,
                       edge_attr: torch.Tensor | None, y: torch.Tensor,
@@ -146,28 +164,25 @@ class Trainer:
         ``train.progress`` a bar (``label``, default "epoch <epoch + 1>") shows it."""
         self.model.train()
         sampler.set_epoch(epoch)
-        aug = self.cfg.get("augment") or {}
         sums: dict[str, torch.Tensor] = {}  # on the device: no host sync per step
         n, t0 = 0, time.perf_counter()
         pad_to = sampler.max_stocks + 2 if self.pad else None
         bar = EpochProgress(label or f"epoch {epoch + 1}", len(sampler), self.progress)
         with bar:
             for day, stocks in sampler:
-                n += self._train_step(self.panel.batch(day, stocks, pad_to), aug, sums)
+                n += self._train_step(self.panel.batch(day, stocks, pad_to), sums)
                 bar.step(len(stocks), sums["total"], n)
-        out = {f"train/{k}_loss" if k == "total" else f"train/{k}": float(v) / max(n, 1)
-               for k, v in sums.items()}
+        out = _means(sums, n, "train")
         secs = time.perf_counter() - t0
         out["train/samples_per_s"] = n / secs if secs > 0 else 0.0
         return out
 
-    def _train_step(self, batch: DayBatch, aug: dict, sums: dict[str, torch.Tensor]) -> int:
+    def _train_step(self, batch: DayBatch, sums: dict[str, torch.Tensor]) -> int:
         """One optimizer step on ``batch``; adds its sample-weighted losses to ``sums``
         (on the device) and returns its number of real stocks."""
-        if aug.get("noise_std", 0) or aug.get("feature_dropout", 0):
-            batch.x = _augment(batch.x, self.panel.panel.features.shape[2],
-                               float(aug.get("noise_std", 0)),
-                               float(aug.get("feature_dropout", 0)), self.gen)
+        if self.noise_std or self.feature_dropout:
+            batch.x = _augment(batch.x, self.panel.panel.features.shape[2], self.noise_std,
+                               self.feature_dropout, self.gen)
         # the previous step's gradients are dropped before this forward: under CUDA graphs
         # they live in the graphs' memory, which this replay reuses
         self.opt.zero_grad(set_to_none=True)
@@ -175,10 +190,8 @@ class Trainer:
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))
         self.opt.step()
-        k = len(batch.stocks)
-        for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + value.detach() * k
-        return k
+        _accumulate(sums, losses, len(batch.stocks))
+        return len(batch.stocks)
 
     @torch.no_grad()
     def evaluate(self, sampler: DaySampler) -> dict[str, float]:
@@ -187,12 +200,9 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}  # on the device: read once, at the end
         n = 0
         for day, stocks in sampler:
-            losses = self._loss(self.panel.batch(day, stocks))
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value * len(stocks)
+            _accumulate(sums, self._loss(self.panel.batch(day, stocks)), len(stocks))
             n += len(stocks)
-        return {f"val/{k}_loss" if k == "total" else f"val/{k}": float(v) / max(n, 1)
-                for k, v in sums.items()}
+        return _means(sums, n, "val")
 
     def fit(self, train: DaySampler, val: DaySampler,
             on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:

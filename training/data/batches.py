@@ -121,6 +121,9 @@ class DevicePanel:
         ``pad_to`` (at least ``len(stocks) + 2``): pad to that many rows and the graph to
         ``pad_to x graphs.max_in_degree`` edges, so every batch of an epoch has the same
         shapes (what a compiled or captured step needs); see ``DayBatch``."""
+        if pad_to is not None and pad_to < len(stocks) + 2:
+            raise ValueError(f"pad_to={pad_to} leaves fewer than 2 padding rows for "
+                             f"{len(stocks)} stocks")
         idx = torch.as_tensor(stocks, dtype=torch.long)
         if idx.device.type == "cpu" and self.device.type == "cuda":
             # through pinned memory without blocking: a plain copy waits for the GPU's queue
@@ -148,8 +151,6 @@ class DevicePanel:
     def _padded(b: DayBatch, rows: int) -> DayBatch:
         """Rows padded with zeros (the graph was padded by ``day_edges``)."""
         n = len(b.stocks)
-        if rows < n + 2:
-            raise ValueError(f"pad_to={rows} leaves fewer than 2 padding rows for {n} stocks")
 
         def pad(t: torch.Tensor) -> torch.Tensor:
             return torch.cat([t, t.new_zeros((rows - n, *t.shape[1:]))])

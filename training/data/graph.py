@@ -38,7 +38,8 @@ class PeerGraphs:
         """``edge_index [2, E]`` (long, local positions in ``stocks``) and ``edge_attr [E, 1]``
         for panel day ``day``: the snapshot's edges whose both ends are in ``stocks``.
 
-        With ``pad_to`` (rows of the padded batch, at least ``len(stocks) + 2``) E is fixed
+        With ``pad_to`` (rows of the padded batch; the caller ensures at least
+        ``len(stocks) + 2``, ``DevicePanel.batch``) E is fixed
         at ``pad_to x max_in_degree`` whatever the day: every edge slot that holds no real
         edge becomes the padding edge (row n -> row n + 1, attribute 0, n = ``len(stocks)``),
         which joins two padding rows. Built without a data-dependent shape, so without a
@@ -60,8 +61,6 @@ class PeerGraphs:
         real = src >= 0
         if pad_to is None:
             return torch.stack([src[real], dst[real]]), corr[real].unsqueeze(1)
-        if pad_to < n + 2:
-            raise ValueError(f"pad_to={pad_to} leaves fewer than 2 padding rows for {n} stocks")
         spare = (pad_to - n) * width
         edge_index = torch.cat([
             torch.stack([torch.where(real, src, n), torch.where(real, dst, n + 1)]).flatten(1),
