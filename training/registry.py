@@ -76,9 +76,8 @@ class Forecaster(mlflow.pyfunc.PythonModel):
         self.meta = json.loads(Path(context.artifacts["meta"]).read_text())
         from training.train import build_model
 
-        # a meta logged before every field was stored lacks ``graph_input_skip``: such a
-        # model was trained without it
-        model_cfg = {"graph_input_skip": False, **self.meta["model"]}
+        # a meta logged before a switch existed lacks it: such a model was trained without
+        model_cfg = {"graph_input_skip": False, "graph_two_hop": False, **self.meta["model"]}
         self.model = build_model(model_cfg, self.meta["n_inputs"], self.meta["window"])
         self.model.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu"))
         self.model.eval()

@@ -15,6 +15,7 @@ from training.model.heads import ForecastHeads
 from training.model.san import SliceAdaptiveNorm
 from training.model.temporal_attention import CausalTemporalAttention
 from training.model.tft import TemporalFusionEncoder
+from training.model.two_hop import two_hop_mean
 from training.model.variable_selection import VariableSelectionNetwork
 
 N, L, F, D, H, Q = 6, 20, 7, 16, 5, 5
@@ -196,6 +197,62 @@ def test_graph_changes_a_node_only_through_its_edges():
     assert not torch.allclose(base[0], out[0])  # 0 listens to 1
     torch.testing.assert_close(base[2], out[2])  # 2 is not connected
     torch.testing.assert_close(base[3], out[3])  # 3 sends to 1 but does not listen
+
+
+def _dense_two_hop(x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    """The definition, on a dense matrix: S = A + A^T, W = S S without its diagonal,
+    each row's W-weighted mean of x (zeros for a row without weight)."""
+    n = x.shape[0]
+    a = torch.zeros(n, n, dtype=torch.float64)
+    a[edge_index[1], edge_index[0]] = 1.0  # a[i, j]: i listens to j
+    s = a + a.T
+    w = s @ s
+    w.fill_diagonal_(0.0)
+    rows = w.sum(1, keepdim=True)
+    return torch.where(rows > 0, w @ x.double() / rows.clamp(min=1.0), 0.0).float()
+
+
+def test_two_hop_mean_is_the_walk_weighted_mean_without_the_node_itself():
+    gen = torch.Generator().manual_seed(3)
+    n = 30
+    pairs = torch.randint(0, n - 3, (2, 90), generator=gen)  # nodes n-3.. stay isolated
+    pairs = pairs[:, pairs[0] != pairs[1]]
+    keys = torch.unique(pairs[0] * n + pairs[1])  # each directed edge once
+    edge_index = torch.stack([keys // n, keys % n])
+    edge_index = torch.cat([edge_index, torch.tensor([[n - 2], [n - 3]])], dim=1)  # a lone edge
+    mutual = torch.isin(edge_index[1] * n + edge_index[0], keys)
+    assert mutual.any() and not mutual.all()  # both kinds of pair are exercised
+    x = torch.randn(n, 4, generator=gen)
+    got = two_hop_mean(x, edge_index, n)
+    torch.testing.assert_close(got, _dense_two_hop(x, edge_index), rtol=1e-5, atol=1e-5)
+    assert torch.equal(got[n - 1], torch.zeros(4))  # no edge at all
+    # n-2 -> n-3 alone: each end's only two-step walk returns to itself
+    assert torch.equal(got[n - 3], torch.zeros(4)) and torch.equal(got[n - 2], torch.zeros(4))
+    changed = x.clone()
+    changed[5] += 10.0
+    torch.testing.assert_close(two_hop_mean(changed, edge_index, n)[5], got[5])  # itself: never
+
+
+def test_two_hop_mean_of_real_rows_ignores_padding_rows_and_edges():
+    edge_index = torch.tensor([[1, 2, 0, 3, 1], [0, 0, 1, 1, 2]])
+    x = torch.randn(4, 3)
+    padded_x = torch.cat([x, torch.randn(2, 3)])
+    padding = torch.tensor([[4] * 6, [5] * 6])  # the padded batch's repeated padding edge
+    padded = two_hop_mean(padded_x, torch.cat([edge_index, padding], dim=1), 6)
+    torch.testing.assert_close(padded[:4], two_hop_mean(x, edge_index, 4))
+    assert torch.isfinite(padded).all()
+
+
+def test_graph_block_with_two_hop_context_needs_the_inputs():
+    block = PeerGraphAttention(D, heads=4, layers=2, edge_dim=1, two_hop_inputs=F).eval()
+    h, edge_index, edge_attr = torch.randn(4, D), torch.tensor([[1, 2], [0, 1]]), torch.rand(2, 1)
+    inputs = torch.randn(4, F)
+    base = block(h, edge_index, edge_attr, inputs)
+    moved = inputs.clone()
+    moved[2] += 3.0  # 2 -> 1 -> 0: node 0's two-hop neighbour
+    assert not torch.allclose(block(h, edge_index, edge_attr, moved)[0], base[0])
+    with pytest.raises(ValueError, match=r"two-hop context needs inputs \[N=4, F=7\], got None"):
+        block(h, edge_index, edge_attr)
 
 
 def test_heads_shapes_and_monotone_quantiles_for_extreme_inputs():

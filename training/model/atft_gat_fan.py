@@ -36,7 +36,8 @@ class ATFTGATFAN(nn.Module):
        context [N, d] for the encoder (so level and scale are not lost);
     2. select variables and encode time (``TemporalFusionEncoder``) -> last step [N, d],
        plus a linear map of the raw last-step inputs x[:, -1] if ``graph_input_skip``;
-    3. graph: GATv2 over the day's peer graph (skipped if ``use_gat`` is False or no
+    3. graph: GATv2 over the day's peer graph, its input joined by the two-hop mean of
+       the raw last-step inputs if ``graph_two_hop`` (skipped if ``use_gat`` is False or no
        ``edge_index`` is given: the no-graph ablation);
     4. heads: point [N, H] and monotone quantiles [N, H, Q];
     5. de-normalize in reverse order (SAN, then FAN): y -> y * exp(s) + b per stock and
@@ -65,7 +66,8 @@ class ATFTGATFAN(nn.Module):
         )
         self.last_step = nn.Linear(cfg.n_features, d) if cfg.graph_input_skip else None
         self.graph = (
-            PeerGraphAttention(d, cfg.heads, cfg.gat_layers, cfg.edge_dim, cfg.dropout)
+            PeerGraphAttention(d, cfg.heads, cfg.gat_layers, cfg.edge_dim, cfg.dropout,
+                               two_hop_inputs=cfg.n_features if cfg.graph_two_hop else 0)
             if cfg.use_gat else None
         )
         self.heads = ForecastHeads(d, n_h, len(cfg.quantiles), cfg.dropout)
@@ -87,7 +89,7 @@ class ATFTGATFAN(nn.Module):
         if self.last_step is not None:
             z = z + self.last_step(x[:, -1])
         if self.graph is not None and edge_index is not None:
-            z = self.graph(z, edge_index, edge_attr)
+            z = self.graph(z, edge_index, edge_attr, x[:, -1])
         point, quantiles = self.heads(z)
         for norm, removed in ((self.san, san_stats), (self.fan, fan_stats)):
             if norm is not None:

@@ -22,6 +22,9 @@ class ModelConfig:
     before the graph block (before the heads when the graph is off, so the no-graph
     ablation keeps the same shortcut): a stock's peers then pass on their latest raw
     values, not only what the temporal encoder kept of them.
+    ``graph_two_hop`` (with ``use_gat``) adds to the graph block's input a linear map of
+    the mean raw last-step inputs of each stock's peers' peers on the undirected peer
+    graph, the stock itself left out (``training.model.two_hop``).
     """
 
     n_features: int
@@ -41,6 +44,7 @@ class ModelConfig:
     fan_top_k: int = 1
     san_slices: int = 3
     graph_input_skip: bool = True
+    graph_two_hop: bool = False
 
     def __post_init__(self) -> None:
         for name in ("horizons", "quantiles", "fan_windows"):

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv
 
+from training.model.two_hop import two_hop_mean
+
 
 def check_graph(edge_index: Tensor, edge_attr: Tensor | None, n_nodes: int, edge_dim: int) -> None:
     """Raise ValueError naming what is wrong with a day's graph for ``n_nodes`` stocks
@@ -46,12 +48,20 @@ class PeerGraphAttention(nn.Module):
     through its self-loop. Runs in float32 with autocast off (the scatter softmax and sums
     stay exact on any device).
 
-    Shapes: h: [N, d], edge_index: [2, E] int64, edge_attr: [E, edge_dim] -> [N, d] float32.
+    With ``two_hop_inputs`` = F > 0, the node input first gains a linear map of the
+    two-hop mean of ``inputs`` (``two_hop_mean``: the peers' peers on the undirected
+    graph, the stock itself left out), which the 2 attention layers cannot form on their
+    own without the stock's own walks back to itself mixed in.
+
+    Shapes: h: [N, d], edge_index: [2, E] int64, edge_attr: [E, edge_dim],
+    inputs: [N, F] (with ``two_hop_inputs``) -> [N, d] float32.
     """
 
-    def __init__(self, d: int, heads: int, layers: int, edge_dim: int, dropout: float = 0.0) -> None:
+    def __init__(self, d: int, heads: int, layers: int, edge_dim: int, dropout: float = 0.0,
+                 two_hop_inputs: int = 0) -> None:
         super().__init__()
         self.edge_dim = edge_dim
+        self.two_hop = nn.Linear(two_hop_inputs, d) if two_hop_inputs else None
         self.convs = nn.ModuleList(
             GATv2Conv(d, d // heads, heads=heads, edge_dim=edge_dim, dropout=dropout,
                       add_self_loops=False)  # added once in forward, without a host sync
@@ -60,10 +70,17 @@ class PeerGraphAttention(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(layers))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor,
+                inputs: Tensor | None = None) -> Tensor:
         check_graph(edge_index, edge_attr, h.shape[0], self.edge_dim)
+        if self.two_hop is not None and (inputs is None or inputs.shape != (h.shape[0], self.two_hop.in_features)):
+            raise ValueError(f"the two-hop context needs inputs [N={h.shape[0]}, "
+                             f"F={self.two_hop.in_features}], got "
+                             f"{None if inputs is None else tuple(inputs.shape)}")
         with torch.autocast(h.device.type, enabled=False):
             h = h.float()
+            if self.two_hop is not None:
+                h = h + self.two_hop(two_hop_mean(inputs.float(), edge_index, h.shape[0]))
             edge_index, edge_attr = with_self_loops(edge_index, edge_attr.float(), h.shape[0])
             for conv, norm in zip(self.convs, self.norms, strict=True):
                 h = norm(h + self.dropout(F.elu(conv(h, edge_index, edge_attr))))
