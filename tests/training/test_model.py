@@ -148,10 +148,12 @@ def _peer_day(generator: torch.Generator, n: int = 64):
 
 
 @pytest.mark.parametrize("use_gat", [True, False])
-@pytest.mark.parametrize("skip", [False, True])
-def test_only_the_graph_model_learns_a_peer_signal(use_gat, skip):
-    """With or without the last-step skip, a peer's value reaches a stock only by an edge."""
-    model = ATFTGATFAN(ModelConfig(**TINY, use_gat=use_gat, graph_input_skip=skip))
+@pytest.mark.parametrize(("skip", "two_hop"), [(False, False), (True, False), (True, True)])
+def test_only_the_graph_model_learns_a_peer_signal(use_gat, skip, two_hop):
+    """With or without the last-step skip and the two-hop context (the default: both), a
+    peer's value reaches a stock only by an edge."""
+    model = ATFTGATFAN(ModelConfig(**TINY, use_gat=use_gat, graph_input_skip=skip,
+                                   graph_two_hop=two_hop))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     mask = torch.ones(64, 5, dtype=torch.bool)
     train = torch.Generator().manual_seed(0)

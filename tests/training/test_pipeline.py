@@ -86,7 +86,8 @@ def test_train_logs_parent_and_child_runs_with_metrics_plots_and_model(trained):
 def test_logged_model_config_holds_every_field_and_an_older_one_loads_as_trained(trained,
                                                                               tmp_path):
     """The logged meta stores the resolved ModelConfig, so a later default cannot change a
-    registered model; a meta from before that (no ``graph_input_skip``) loads skip-less."""
+    registered model; a meta from before that (no ``graph_input_skip``, no
+    ``graph_two_hop``) loads without either."""
     parent = MlflowClient().get_run(trained["run_id"])
     local = mlflow.artifacts.download_artifacts(parent.data.tags["model_uri"])
     meta_path = next(Path(local).rglob("meta.json"))
@@ -94,20 +95,21 @@ def test_logged_model_config_holds_every_field_and_an_older_one_loads_as_trained
     meta = json.loads(meta_path.read_text())
     assert set(meta["model"]) == {f.name for f in dataclasses.fields(ModelConfig)}
     assert meta["model"]["hidden"] == 16 and meta["model"]["graph_input_skip"] is True
+    assert meta["model"]["graph_two_hop"] is True
 
-    old_cfg = {k: v for k, v in meta["model"].items() if k != "graph_input_skip"}
-    old_model = build_model({**old_cfg, "graph_input_skip": False}, meta["n_inputs"],
-                            meta["window"])
+    switches = {"graph_input_skip": False, "graph_two_hop": False}
+    old_cfg = {k: v for k, v in meta["model"].items() if k not in switches}
+    old_model = build_model({**old_cfg, **switches}, meta["n_inputs"], meta["window"])
     torch.save(old_model.state_dict(), tmp_path / "weights.pt")
     (tmp_path / "meta.json").write_text(json.dumps({**meta, "model": old_cfg}))
     forecaster = Forecaster()
     forecaster.load_context(SimpleNamespace(artifacts={
         "meta": str(tmp_path / "meta.json"), "weights": str(tmp_path / "weights.pt")}))
-    assert forecaster.model.cfg.graph_input_skip is False
-    # the current meta rebuilds the skip; its weights load strictly
+    assert not forecaster.model.cfg.graph_input_skip and not forecaster.model.cfg.graph_two_hop
+    # the current meta rebuilds both; its weights load strictly
     forecaster.load_context(SimpleNamespace(artifacts={
         "meta": str(meta_path), "weights": str(weights_path)}))
-    assert forecaster.model.cfg.graph_input_skip is True
+    assert forecaster.model.cfg.graph_input_skip and forecaster.model.cfg.graph_two_hop
 
 
 def test_worse_challenger_is_not_promoted(trained):

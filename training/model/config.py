@@ -44,7 +44,7 @@ class ModelConfig:
     fan_top_k: int = 1
     san_slices: int = 3
     graph_input_skip: bool = True
-    graph_two_hop: bool = False
+    graph_two_hop: bool = True
 
     def __post_init__(self) -> None:
         for name in ("horizons", "quantiles", "fan_windows"):

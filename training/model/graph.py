@@ -73,10 +73,12 @@ class PeerGraphAttention(nn.Module):
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor,
                 inputs: Tensor | None = None) -> Tensor:
         check_graph(edge_index, edge_attr, h.shape[0], self.edge_dim)
-        if self.two_hop is not None and (inputs is None or inputs.shape != (h.shape[0], self.two_hop.in_features)):
-            raise ValueError(f"the two-hop context needs inputs [N={h.shape[0]}, "
-                             f"F={self.two_hop.in_features}], got "
-                             f"{None if inputs is None else tuple(inputs.shape)}")
+        if self.two_hop is not None:
+            want = (h.shape[0], self.two_hop.in_features)
+            if inputs is None or tuple(inputs.shape) != want:
+                got = None if inputs is None else tuple(inputs.shape)
+                raise ValueError(f"the two-hop context needs inputs [N={want[0]}, "
+                                 f"F={want[1]}], got {got}")
         with torch.autocast(h.device.type, enabled=False):
             h = h.float()
             if self.two_hop is not None:
