@@ -22,11 +22,13 @@ import argparse
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from scipy.stats import spearmanr
 
 from gogooku3.lake import deltars
 from gogooku3.market.sim import MarketConfig, simulate_market
+from training.model.two_hop import two_hop_mean
 
 MARKET = "{stocks: 500, start: 2023-01-04, end: 2025-12-30, seed: 7}"
 
@@ -36,20 +38,26 @@ def _row_mean(weights: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.where(rows > 0, weights @ v / np.maximum(rows, 1e-12), 0.0)
 
 
+def _z(e: np.ndarray) -> np.ndarray:
+    return (e - e.mean()) / (e.std() + 1e-12)
+
+
 def estimates(adjacency: np.ndarray, clusters: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
-    """Neighbourhood means of ``v``; ``adjacency[i, j]`` = 1 when j is a peer of i."""
+    """Neighbourhood means of ``v``; ``adjacency[i, j]`` = 1 when j is a peer of i. The
+    two-hop estimate is the model's own ``two_hop_mean``."""
     a = adjacency
-    s = a + a.T  # undirected, a mutual pair twice
-    no_self = 1.0 - np.eye(len(v))
-    z = lambda e: (e - e.mean()) / (e.std() + 1e-12)  # noqa: E731
-    two_hop = _row_mean(s @ s * no_self, v)
-    same = (clusters[:, None] == clusters[None, :]) * no_self
+    peer, stock = np.nonzero(a.T)  # edge peer -> stock, as the model's edge_index
+    edge_index = torch.as_tensor(np.stack([peer, stock]), dtype=torch.long)
+    two_hop = two_hop_mean(torch.as_tensor(v, dtype=torch.float32).unsqueeze(1), edge_index,
+                           len(v))[:, 0].double().numpy()
+    one_hop = _row_mean(a, v)
+    same = (clusters[:, None] == clusters[None, :]) * (1.0 - np.eye(len(v)))
     return {
-        "1-hop mean (the peer feature)": _row_mean(a, v),
-        "1-hop, undirected": _row_mean(s, v),
+        "1-hop mean (the peer feature)": one_hop,
+        "1-hop, undirected": _row_mean(a + a.T, v),
         "2-hop with walks back to itself": _row_mean(a @ a, v),
         "2-hop undirected, itself left out": two_hop,
-        "1-hop mean + 2-hop undirected (z-sum)": z(_row_mean(a, v)) + z(two_hop),
+        "1-hop mean + 2-hop undirected (z-sum)": _z(one_hop) + _z(two_hop),
         "the true cluster (other members)": _row_mean(same, v),
     }
 
