@@ -73,6 +73,25 @@ def test_temporal_fusion_encoder_is_causal_end_to_end(with_context):
     assert not torch.allclose(sequence[:, t:], encoder.encode(changed, context)[:, t:])
 
 
+def test_attention_last_step_equals_the_full_sequence_last_row():
+    attention = CausalTemporalAttention(D, heads=4).eval()
+    x = torch.randn(N, L, D)
+    torch.testing.assert_close(attention.last_step(x), attention(x)[:, -1])
+
+
+@pytest.mark.parametrize("with_context", [False, True])
+def test_encoder_forward_is_the_last_step_of_encode(with_context):
+    encoder = TemporalFusionEncoder(F, D, heads=4, lstm_layers=2, with_context=with_context).eval()
+    context = torch.randn(N, D) if with_context else None
+    x = torch.randn(N, L, F, requires_grad=True)
+    last = encoder(x, context)
+    (grad_last,) = torch.autograd.grad(last.square().sum(), x)
+    full = encoder.encode(x, context)[:, -1]
+    (grad_full,) = torch.autograd.grad(full.square().sum(), x)
+    torch.testing.assert_close(last, full)
+    torch.testing.assert_close(grad_last, grad_full)
+
+
 def test_dominant_components_pick_the_highest_energy_bins():
     t = torch.arange(20, dtype=torch.float32)
     level, amplitude = 1.0, 3.0

@@ -18,6 +18,9 @@ class TemporalFusionEncoder(nn.Module):
     4. causal multi-head self-attention over time, gated skip;
     5. position-wise GRN, gated skip back to step 2's output.
     Every stage looks only at the current and earlier steps, so ``encode`` is causal.
+    ``forward`` returns only the last step, so it runs stages 4-5 for that step alone (its
+    query attends to every step, as the causal mask allows the last one to): the same
+    result as ``encode(...)[:, -1]`` for about a fifth less arithmetic per window.
 
     The optional context is a per-stock vector (here: the adaptive-normalization
     statistics, so the level and scale that FAN/SAN removed are not lost to the encoder).
@@ -52,6 +55,18 @@ class TemporalFusionEncoder(nn.Module):
 
     def encode(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """The representation of every time step, [N, L, F] -> [N, L, d]."""
+        temporal, enriched = self._enriched(x, context)
+        attended = self.attention(enriched)
+        return self.output_gate(self.position_wise(attended), temporal)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """The representation of the last time step, [N, L, F] -> [N, d]."""
+        temporal, enriched = self._enriched(x, context)
+        attended = self.attention.last_step(enriched)
+        return self.output_gate(self.position_wise(attended), temporal[:, -1])
+
+    def _enriched(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Stages 1-3 at every step: (LSTM output after its gate, enriched), both [N, L, d]."""
         selected, _ = self.select(x, context)
         state = None
         if context is not None:
@@ -62,9 +77,4 @@ class TemporalFusionEncoder(nn.Module):
             state = (h0.transpose(0, 1).contiguous(), c0.transpose(0, 1).contiguous())
         lstm_out, _ = self.lstm(selected, state)
         temporal = self.lstm_gate(lstm_out, selected)
-        enriched = self.enrich(temporal, context)
-        attended = self.attention(enriched)
-        return self.output_gate(self.position_wise(attended), temporal)
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.encode(x, context)[:, -1]
+        return temporal, self.enrich(temporal, context)
