@@ -18,6 +18,11 @@ same model, same optimizer step, measured in the same run:
   graph on): the ceiling any input path can reach with this model, so
   ``pipeline`` / ``naive`` <= (1 / model_step + 1 / naive_data) / (1 / model_step)
   whatever the input path does;
+* ``floor`` (CPU): the arithmetic floor of that optimizer step on this machine: its
+  matmul FLOPs (forward and backward, counted by ``FlopCounterMode``) at the rate of a
+  large square sgemm measured in the same process, elementwise work left out, so no
+  engine or input path can run the step faster; with ``naive_data`` it bounds what any
+  pipeline can reach over the naive one on this CPU with this model;
 * ``epoch_fp32`` / ``epoch_bf16`` (with ``--epoch-days``): one whole shuffled epoch through
   ``Trainer.train_epoch``, the loop ``gogooku3 train`` runs (bf16 on CUDA only), with
   ``--compile`` as ``train.compile`` (its compilation falls in the timed-apart warm-up).
@@ -97,6 +102,41 @@ def _step(model, opt, x, y, mask, ei, ea, amp):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 0.8)
     opt.step()
+
+
+def _sgemm_flops_per_cpu_s(n: int = 2048, cpu_secs: float = 1.0) -> float:
+    """FLOPs per CPU second of an ``n`` x ``n`` fp32 matrix product, repeated for at least
+    ``cpu_secs`` (the machine's best dense rate at the benchmark's thread count)."""
+    x, w = torch.randn(n, n), torch.randn(n, n)
+    x @ w
+    c0, k = time.process_time(), 0
+    while time.process_time() - c0 < cpu_secs:
+        x @ w
+        k += 1
+    return 2 * n**3 * k / (time.process_time() - c0)
+
+
+def run_floor(a) -> dict:
+    """Samples per CPU second if the optimizer step of ``model_step`` ran its matmuls at the
+    sgemm rate and nothing else cost time (the LSTM counted through its unfused kernel,
+    which ``FlopCounterMode`` can see; oneDNN's fused one it cannot)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from training.data.batches import DaySampler
+
+    torch.manual_seed(0)
+    panel = _panel(a.stocks, a.window + 1, a.features)
+    b = _device_panel(a, panel).batch(*next(iter(DaySampler(
+        panel, range(a.window - 1, a.window + 1), max_stocks=a.batch))))
+    model = _model(a.features, a.window, a.hidden, use_gat=True, dropout=a.dropout)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as fc:
+        _step(model, opt, b.x, b.y, b.y_mask, b.edge_index, b.edge_attr, False)
+    flops_per_sample = fc.get_total_flops() / len(b.stocks)
+    rate = len(b.stocks) / (fc.get_total_flops() / _sgemm_flops_per_cpu_s())
+    return {"mode": "floor", "samples_per_s": rate, "samples_per_cpu_s": rate, "secs": 0.0,
+            "samples": len(b.stocks), "peak_mib": float("nan"),
+            "mflop_per_sample": flops_per_sample / 1e6}
 
 
 def run_epoch(mode: str, a) -> dict:
@@ -223,12 +263,13 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.mode:
-        run = run_epoch if a.mode.startswith("epoch_") else run_mode
+        run = (run_epoch if a.mode.startswith("epoch_") else
+               (lambda _, args: run_floor(args)) if a.mode == "floor" else run_mode)
         print(json.dumps(run(a.mode, a)))
         return
     cuda = a.device == "cuda"
     modes = ["pipeline", "pipeline_nograph", "naive", "model_step"] + (
-        ["pipeline_bf16"] if cuda else []) + ["pipeline_data", "naive_data"] + (
+        ["pipeline_bf16"] if cuda else ["floor"]) + ["pipeline_data", "naive_data"] + (
         (["epoch_fp32", "epoch_bf16"] if cuda else ["epoch_fp32"]) if a.epoch_days else [])
     rows = []
     for mode in modes if not a.only else a.only.split(","):
@@ -256,10 +297,15 @@ def main() -> None:
                   f"in {r['secs']:.1f} s, after a {r['warmup_secs']:.1f} s warm-up epoch")
 
     rate = {r["mode"]: r["samples_per_cpu_s"] for r in rows}
-    if "model_step" in rate and "naive_data" in rate:
-        ceiling = (1 / rate["model_step"] + 1 / rate["naive_data"]) * rate["model_step"]
-        print(f"ceiling of pipeline / naive with this model (input path free, CPU time): "
-              f"{ceiling:.2f}x")
+    for step, what in (("model_step", "the step as it runs"),
+                       ("floor", "the step at the sgemm rate, elementwise work free")):
+        if step in rate and "naive_data" in rate:
+            ceiling = (1 / rate[step] + 1 / rate["naive_data"]) * rate[step]
+            print(f"ceiling of pipeline / naive with this model, input path free, {what} "
+                  f"(CPU time): {ceiling:.2f}x")
+    for r in rows:
+        if r["mode"] == "floor":
+            print(f"floor: {r['mflop_per_sample']:.1f} MFLOP per sample (forward + backward)")
 
 if __name__ == "__main__":
     main()
