@@ -12,8 +12,13 @@ Only validation folds are scored; nothing here reads a test block.
     .venv/bin/python benchmarks/training_eval.py --lake /work/main/lake --out eval/ \\
         --phase gat train.epochs=6 model.hidden=32 ...
 
-Prints the markdown table, the load average before and after, and the wall time of each
-part; writes ``table.md`` and ``result.json`` under ``--out``.
+Prints the markdown table, the paired difference ATFT-GAT-FAN minus the ablation (the
+mean over validation dates of the two models' daily RankIC difference, +- its standard
+error), the load average before and after, and the wall time of each part; writes
+``table.md`` and ``result.json`` under ``--out``.
+
+``--summarize OUT [OUT ...]`` reads finished runs (one per seed) and prints the paired
+difference per run and averaged over the runs date by date.
 """
 
 from __future__ import annotations
@@ -54,18 +59,68 @@ def _pooled(store: str, run_id: str) -> dict[int, float]:
             for h in HORIZONS}
 
 
+def _daily_rank_ic(store: str, run_id: str):
+    """The CV run's pooled validation RankIC per date (rows) and horizon (columns)."""
+    import mlflow
+    import pandas as pd
+
+    path = mlflow.tracking.MlflowClient(tracking_uri=store).download_artifacts(
+        run_id, "val_daily_metrics.csv")
+    return pd.read_csv(path).pivot(index="date", columns="horizon", values="rank_ic")
+
+
+def _paired(out: Path):
+    """Per date and horizon: the full model's RankIC minus the no-graph ablation's for the
+    finished evaluation in ``out`` (NaN where either did not score that horizon: the last
+    dates have no long-horizon labels)."""
+    runs = json.loads((out / "result.json").read_text())["runs"]
+    full, ablation = (_daily_rank_ic(f"sqlite:///{(out / f'mlflow-{n}.db').resolve()}", runs[n])
+                      for n in ("full", "no_graph"))
+    return full - ablation
+
+
+def _mean_se(diff) -> str:
+    """Per horizon, over the dates it was scored: mean +- standard error."""
+    cells = []
+    for h in diff.columns:
+        d = diff[h].dropna()
+        cells.append(f"{d.mean():+.4f} +- {d.std(ddof=1) / len(d) ** 0.5:.4f}")
+    return " | ".join(cells)
+
+
+def summarize(outs: list[Path]) -> str:
+    """Markdown table of the paired difference per run in ``outs`` and, averaged over the
+    runs date by date (dates all of them scored), for all of them together."""
+    diffs = {out.name: _paired(out) for out in outs}
+    horizons = next(iter(diffs.values())).columns
+    lines = ["| run | " + " | ".join(f"{h}d" for h in horizons) + " |",
+             "| --- |" + " --- |" * len(horizons)]
+    lines += [f"| {name} | {_mean_se(d)} |" for name, d in diffs.items()]
+    if len(diffs) > 1:
+        common = sum(d for d in diffs.values()) / len(diffs)  # NaN unless all scored
+        lines.append(f"| **{len(diffs)} runs** | {_mean_se(common)} |")
+    return "\n".join(lines)
+
+
 def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lake", required=True, help="gold lake root (read only)")
-    ap.add_argument("--out", required=True, help="folder for logs, MLflow stores, table")
+    ap.add_argument("--lake", help="gold lake root (read only)")
+    ap.add_argument("--out", help="folder for logs, MLflow stores, table")
+    ap.add_argument("--summarize", nargs="+", type=Path, metavar="OUT",
+                    help="print the paired difference of finished runs and exit")
     ap.add_argument("--phase", default="gat")
     ap.add_argument("--market", default=MARKET, help="MarketConfig of the lake (YAML map)")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     a = ap.parse_args()
+    if a.summarize:
+        print(summarize(a.summarize))
+        return
+    if not (a.lake and a.out):
+        ap.error("--lake and --out are required unless --summarize is given")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GOGOOKU_LAKE": a.lake}
@@ -102,10 +157,12 @@ def main() -> None:
     table = baseline_table(rank_ic, oracle)
     print(table)
     print(f"end: {_uptime()}; seconds: {json.dumps({k: round(v) for k, v in secs.items()})}")
-    (out / "table.md").write_text(table + "\n")
     (out / "result.json").write_text(json.dumps(
         {"rank_ic": rank_ic, "oracle": oracle, "runs": runs, "seconds": secs,
          "overrides": a.overrides, "phase": a.phase}, indent=2))
+    paired = summarize([out])
+    print(f"ATFT-GAT-FAN minus the no-graph ablation, mean over dates +- s.e.:\n{paired}")
+    (out / "table.md").write_text(f"{table}\n\n{paired}\n")
 
 
 if __name__ == "__main__":
