@@ -17,7 +17,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from context_market import (
+    DAYS,
+    base_rows,
+    flow_rows,
+    hand_market,
+    margin_rows,
+    master_rows,
+    statement_rows,
+    to_arrow,
+)
 from sj_helpers import bench_module
+
+from spark_jobs.features import market, series
+from spark_jobs.features.handoff import Handoff
 
 SIM_START = dt.date(2024, 1, 4)
 SIM_END = dt.date(2025, 3, 31)
@@ -67,3 +80,49 @@ def sim_silver(tmp_path_factory) -> SimSilver:
 def feature_lake(sim_silver, tmp_path) -> str:
     """A fresh lake root with the session's silver and no gold."""
     return sim_silver.copy_to(tmp_path / "lake")
+
+
+# ---- the hand-built market of the context-feature tests (``context_market``) ----------
+
+
+@pytest.fixture(scope="session")
+def pdata():
+    """The hand-built market's frames, as pandas."""
+    prices, topix = hand_market()
+    return {"prices": prices, "topix": topix, "master": master_rows(), "flows": flow_rows(),
+            "margin": margin_rows(), "statements": statement_rows()}
+
+
+@pytest.fixture(scope="session")
+def sdata(pdata):
+    """The same as silver rows (Arrow, catalogue schemas) where the build reads silver."""
+    return {
+        "prices": to_arrow(base_rows(pdata["prices"]), "silver.equities_prices_daily"),
+        "topix": pdata["topix"],
+        "margin": to_arrow(pdata["margin"], "silver.margin_interest"),
+        "statements": to_arrow(pdata["statements"], "silver.fins_statements"),
+    }
+
+
+@pytest.fixture(scope="session")
+def context_handoff(tmp_path_factory):
+    return Handoff(str(tmp_path_factory.mktemp("handoff")))
+
+
+@pytest.fixture(scope="session")
+def ser(spark, sdata, context_handoff):
+    """The build's per-code pass over every row: its trailing returns (computed and
+    cached), its series and as-of features written to ``handoff`` (one period)."""
+    sources = {"margin": sdata["margin"], "statements": sdata["statements"]}
+    returns = series.series_features(spark, sdata["prices"], market.market_series(sdata["topix"]),
+                                     DAYS, DAYS[0], DAYS[0], context_handoff,
+                                     dict.fromkeys(DAYS, DAYS[0]), sources).cache()
+    returns.count()
+    return returns
+
+
+@pytest.fixture(scope="session")
+def per_code(ser, context_handoff) -> pd.DataFrame:
+    """The per-code features the pass wrote (every row is in range)."""
+    return context_handoff.read(DAYS[0]).to_pandas()
+
