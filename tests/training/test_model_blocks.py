@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -280,3 +284,19 @@ def test_heads_shapes_and_monotone_quantiles_for_extreme_inputs():
     assert point.shape == (50, H) and quantiles.shape == (50, H, Q)
     assert point.dtype == quantiles.dtype == torch.float32
     assert torch.all(quantiles.diff(dim=-1) >= 0)
+
+
+def test_a_process_that_built_the_graph_block_leaves_no_generated_files(tmp_path):
+    """PyG writes its GATv2 layer's generated propagate/edge_updater modules to the
+    temporary folder; the process removes them when it exits."""
+    script = (
+        "from training.model.graph import PeerGraphAttention\n"
+        "from training.model.pyg_sources import generated_sources\n"
+        "PeerGraphAttention(8, 2, 2, edge_dim=1)\n"
+        "print(len(generated_sources()))\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[2])
+    assert int(out.stdout.strip().splitlines()[-1]) >= 1  # written while the process ran
+    assert not list(tmp_path.glob("torch_geometric*.py"))

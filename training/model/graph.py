@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv
 
+from training.model import pyg_sources  # noqa: F401 - PyG's generated files removed at exit
 from training.model.two_hop import two_hop_mean
 
 
