@@ -1,4 +1,5 @@
-"""Shared fixtures of the feature-job tests: one small simulated market loaded into silver.
+"""Shared fixtures of the feature-job tests: one small simulated market loaded into silver,
+and the hand-built market of the context-feature tests.
 
 ``sim_silver`` simulates 48 stocks over ~300 JPX trading days (splits, halts, listings,
 delistings and the 2020-style outage logic of ``gogooku3.market.sim``) once per test
@@ -6,6 +7,9 @@ session and turns it into silver tables through the same transforms ingestion us
 (``benchmarks/features.py: silver_frames``). Tests that write gold get their own lake
 root holding a copy of that silver (``feature_lake``), so they never see each other's
 gold tables.
+
+``pdata``/``sdata`` hold the hand-built market of ``context_market`` (pandas, and Arrow in
+the silver schemas); ``ser`` runs the build's per-code pass over it once per session.
 """
 
 from __future__ import annotations
@@ -67,13 +71,14 @@ def sim_silver(tmp_path_factory) -> SimSilver:
     from gogooku3.market.sim import MarketConfig, simulate_market
 
     bench = bench_module()
-    market = simulate_market(
+    simulated = simulate_market(
         MarketConfig(stocks=SIM_STOCKS, start=SIM_START, end=SIM_END, seed=11, split_rate=0.2)
     )
-    frames = bench.silver_frames(market)
+    frames = bench.silver_frames(simulated)
     root = tmp_path_factory.mktemp("sim_silver")
     bench.write_silver(frames, str(root))
-    return SimSilver(market=market, frames=frames, lake_root=str(root), days=list(market.days))
+    return SimSilver(market=simulated, frames=frames, lake_root=str(root),
+                     days=list(simulated.days))
 
 
 @pytest.fixture
@@ -106,13 +111,14 @@ def sdata(pdata):
 
 @pytest.fixture(scope="session")
 def context_handoff(tmp_path_factory):
+    """Where the per-code pass of ``ser`` writes its features."""
     return Handoff(str(tmp_path_factory.mktemp("handoff")))
 
 
 @pytest.fixture(scope="session")
 def ser(spark, sdata, context_handoff):
     """The build's per-code pass over every row: its trailing returns (computed and
-    cached), its series and as-of features written to ``handoff`` (one period)."""
+    cached), its series and as-of features written to ``context_handoff`` (one period)."""
     sources = {"margin": sdata["margin"], "statements": sdata["statements"]}
     returns = series.series_features(spark, sdata["prices"], market.market_series(sdata["topix"]),
                                      DAYS, DAYS[0], DAYS[0], context_handoff,
