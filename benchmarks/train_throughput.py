@@ -116,14 +116,16 @@ def _sgemm_flops_per_cpu_s(n: int = 2048, cpu_secs: float = 1.0) -> float:
     return 2 * n**3 * k / (time.process_time() - c0)
 
 
-def run_floor(a) -> dict:
+def run_floor(mode: str, a) -> dict:
     """Samples per CPU second if the optimizer step of ``model_step`` ran its matmuls at the
     sgemm rate and nothing else cost time (the LSTM counted through its unfused kernel,
-    which ``FlopCounterMode`` can see; oneDNN's fused one it cannot)."""
+    which ``FlopCounterMode`` can see; oneDNN's fused one it cannot). CPU only."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from training.data.batches import DaySampler
 
+    if a.device != "cpu":
+        sys.exit(f"mode {mode} measures the CPU's sgemm rate: run it with --device cpu")
     torch.manual_seed(0)
     panel = _panel(a.stocks, a.window + 1, a.features)
     b = _device_panel(a, panel).batch(*next(iter(DaySampler(
@@ -134,7 +136,7 @@ def run_floor(a) -> dict:
         _step(model, opt, b.x, b.y, b.y_mask, b.edge_index, b.edge_attr, False)
     flops_per_sample = fc.get_total_flops() / len(b.stocks)
     rate = len(b.stocks) / (fc.get_total_flops() / _sgemm_flops_per_cpu_s())
-    return {"mode": "floor", "samples_per_s": rate, "samples_per_cpu_s": rate, "secs": 0.0,
+    return {"mode": mode, "samples_per_s": rate, "samples_per_cpu_s": rate, "secs": 0.0,
             "samples": len(b.stocks), "peak_mib": float("nan"),
             "mflop_per_sample": flops_per_sample / 1e6}
 
@@ -264,7 +266,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     if a.mode:
         run = (run_epoch if a.mode.startswith("epoch_") else
-               (lambda _, args: run_floor(args)) if a.mode == "floor" else run_mode)
+               run_floor if a.mode == "floor" else run_mode)
         print(json.dumps(run(a.mode, a)))
         return
     cuda = a.device == "cuda"

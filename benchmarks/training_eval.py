@@ -34,10 +34,14 @@ from pathlib import Path
 MARKET = "{stocks: 500, start: 2023-01-04, end: 2025-12-30, seed: 7}"
 
 
+def _store(out: Path, name: str) -> str:
+    """The MLflow tracking URI of run ``name``'s own SQLite store under ``out``."""
+    return f"sqlite:///{(out / f'mlflow-{name}.db').resolve()}"
+
+
 def _cv(out: Path, name: str, phase: str, overrides: list[str], env: dict) -> subprocess.Popen:
     """Start ``gogooku3 train --cv-only`` with its own MLflow store; log in ``out``."""
-    store = f"sqlite:///{(out / f'mlflow-{name}.db').resolve()}"
-    env = {**env, "MLFLOW_TRACKING_URI": store}
+    env = {**env, "MLFLOW_TRACKING_URI": _store(out, name)}
     log = open(out / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
     cmd = [sys.executable, "-m", "gogooku3.cli", "train", "--cv-only", "--phase", phase,
            *overrides]
@@ -74,8 +78,7 @@ def _paired(out: Path):
     finished evaluation in ``out`` (NaN where either did not score that horizon: the last
     dates have no long-horizon labels)."""
     runs = json.loads((out / "result.json").read_text())["runs"]
-    full, ablation = (_daily_rank_ic(f"sqlite:///{(out / f'mlflow-{n}.db').resolve()}", runs[n])
-                      for n in ("full", "no_graph"))
+    full, ablation = (_daily_rank_ic(_store(out, n), runs[n]) for n in ("full", "no_graph"))
     return full - ablation
 
 
@@ -143,7 +146,7 @@ def main() -> None:
     from training.baselines import baseline_table, evaluate_baselines
 
     os.environ["GOGOOKU_LAKE"] = a.lake
-    stores = {n: f"sqlite:///{(out / f'mlflow-{n}.db').resolve()}" for n in procs}
+    stores = {n: _store(out, n) for n in procs}
     runs = {n: _run_id(out, n) for n in procs}
     mlflow.set_tracking_uri(stores["no_graph"])
     t1 = time.perf_counter()
